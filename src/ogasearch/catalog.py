@@ -1,0 +1,480 @@
+"""The catalog: one SQLite file holding every entity and its stage state.
+
+All SQL of the project lives here. The schema is versioned with
+`PRAGMA user_version` and upgraded by numbered migrations; a database written by
+a newer version is refused rather than corrupted. WAL mode lets readers (status,
+search) run while a stage writes. Each stage records its result in the same
+transaction that marks the work done, so a killed process loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ogasearch.crawl.oga import ArtPage, FileLink, ListingEntry
+from ogasearch.errors import CatalogError
+
+# Each entry upgrades the schema from version i to i + 1.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: crawl entities
+    """
+    CREATE TABLE crawl_runs (
+        id INTEGER PRIMARY KEY,
+        base_url TEXT NOT NULL,
+        art_types TEXT NOT NULL,
+        full INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL
+    );
+    CREATE TABLE listing_pages (
+        url TEXT PRIMARY KEY,
+        art_type_tid INTEGER NOT NULL,
+        page INTEGER NOT NULL,
+        run_id INTEGER,
+        state TEXT NOT NULL DEFAULT 'pending',
+        error TEXT,
+        fetched_at REAL,
+        etag TEXT,
+        last_modified TEXT,
+        body_sha256 TEXT,
+        entries INTEGER,
+        total INTEGER,
+        last_page INTEGER,
+        known INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE art_pages (
+        id INTEGER PRIMARY KEY,
+        url TEXT NOT NULL UNIQUE,
+        node_id INTEGER,
+        title TEXT,
+        author TEXT,
+        author_url TEXT,
+        submitter TEXT,
+        submitter_url TEXT,
+        post_date TEXT,
+        posted_at TEXT,
+        art_type TEXT,
+        art_type_tid INTEGER,
+        tags TEXT NOT NULL DEFAULT '[]',
+        licenses TEXT NOT NULL DEFAULT '[]',
+        attribution TEXT,
+        description TEXT,
+        favorites INTEGER,
+        collections TEXT NOT NULL DEFAULT '[]',
+        previews TEXT NOT NULL DEFAULT '[]',
+        listing_title TEXT,
+        listing_thumb TEXT,
+        seen_run INTEGER,
+        attempt_run INTEGER,
+        state TEXT NOT NULL DEFAULT 'pending',
+        error TEXT,
+        fetched_at REAL,
+        etag TEXT,
+        last_modified TEXT,
+        html_sha256 TEXT
+    );
+    CREATE INDEX art_pages_state ON art_pages(state);
+    CREATE TABLE files (
+        id INTEGER PRIMARY KEY,
+        url TEXT NOT NULL UNIQUE,
+        name TEXT,
+        mime TEXT,
+        declared_length INTEGER,
+        fid INTEGER,
+        sha256 TEXT,
+        size INTEGER,
+        content_type TEXT,
+        attempt_run INTEGER,
+        state TEXT NOT NULL DEFAULT 'pending',
+        error TEXT,
+        fetched_at REAL,
+        etag TEXT,
+        last_modified TEXT
+    );
+    CREATE INDEX files_state ON files(state);
+    CREATE TABLE page_files (
+        page_id INTEGER NOT NULL REFERENCES art_pages(id),
+        file_id INTEGER NOT NULL REFERENCES files(id),
+        position INTEGER NOT NULL,
+        PRIMARY KEY (page_id, file_id)
+    );
+    CREATE INDEX page_files_file ON page_files(file_id);
+    CREATE TABLE blobs (
+        sha256 TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mime TEXT,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE robots (
+        origin TEXT PRIMARY KEY,
+        status INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        fetched_at REAL NOT NULL
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# States a row can be in; "failed" is a permanent failure (404, too large, disallowed) that
+# only a full crawl retries, 'error' is retried on the next run.
+PENDING, DONE, ERROR, FAILED = "pending", "done", "error", "failed"
+
+_PAGE_FIELDS = (
+    "node_id",
+    "title",
+    "author",
+    "author_url",
+    "submitter",
+    "submitter_url",
+    "post_date",
+    "posted_at",
+    "art_type",
+    "art_type_tid",
+    "attribution",
+    "description",
+    "favorites",
+)
+_PAGE_JSON_FIELDS = ("tags", "licenses", "collections", "previews")
+
+
+class Catalog:
+    """Owns the SQLite connection and every query."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise CatalogError(f"cannot open catalog {path}: {exc}") from exc
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise CatalogError(
+                f"catalog {self.path} has schema version {version}, newer than this program's "
+                f"{SCHEMA_VERSION}; upgrade ogasearch"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            with self.transaction():
+                for statement in _split_sql(MIGRATIONS[number]):
+                    self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {number + 1}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- crawl runs ---------------------------------------------------------
+
+    def start_run(self, base_url: str, art_types: list[int], full: bool) -> tuple[int, bool]:
+        """Resume the last run if it did not finish with the same parameters, else start one.
+
+        Returns (run id, resumed).
+        """
+        key = ",".join(map(str, art_types))
+        row = self.db.execute("SELECT * FROM crawl_runs ORDER BY id DESC LIMIT 1").fetchone()
+        if (
+            row is not None
+            and row["finished_at"] is None
+            and row["base_url"] == base_url
+            and row["art_types"] == key
+            and bool(row["full"]) == full
+        ):
+            return row["id"], True
+        with self.transaction():
+            cur = self.db.execute(
+                "INSERT INTO crawl_runs (base_url, art_types, full, started_at) VALUES (?, ?, ?, ?)",
+                (base_url, key, int(full), time.time()),
+            )
+        return int(cur.lastrowid or 0), False
+
+    def finish_run(self, run_id: int) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE crawl_runs SET finished_at = ? WHERE id = ?", (time.time(), run_id))
+
+    def last_run(self) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM crawl_runs ORDER BY id DESC LIMIT 1").fetchone()
+
+    # -- robots.txt -----------------------------------------------------------
+
+    def get_robots(self, origin: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM robots WHERE origin = ?", (origin,)).fetchone()
+
+    def put_robots(self, origin: str, status: int, body: str, fetched_at: float) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO robots (origin, status, body, fetched_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(origin) DO UPDATE SET status=excluded.status, body=excluded.body, "
+                "fetched_at=excluded.fetched_at",
+                (origin, status, body, fetched_at),
+            )
+
+    # -- listing pages --------------------------------------------------------
+
+    def get_listing(self, url: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM listing_pages WHERE url = ?", (url,)).fetchone()
+
+    def record_listing(
+        self,
+        url: str,
+        *,
+        tid: int,
+        page: int,
+        run_id: int,
+        etag: str | None,
+        last_modified: str | None,
+        body_sha256: str | None,
+        entries: list[ListingEntry] | None,
+        total: int | None,
+        last_page: int | None,
+        known: bool,
+    ) -> None:
+        """Store a fetched listing page and the art pages it lists, in one transaction.
+
+        `entries` is None for a 304 (nothing new to store). `known` marks a page
+        whose entries were all already in the catalog.
+        """
+        now = time.time()
+        with self.transaction():
+            for entry in entries or ():
+                self.db.execute(
+                    "INSERT INTO art_pages (url, listing_title, listing_thumb, seen_run) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(url) DO UPDATE SET listing_title=excluded.listing_title, "
+                    "listing_thumb=excluded.listing_thumb, seen_run=excluded.seen_run",
+                    (entry.url, entry.title, entry.thumb_url, run_id),
+                )
+            self.db.execute(
+                "INSERT INTO listing_pages (url, art_type_tid, page, run_id, state, error, fetched_at, etag, "
+                "last_modified, body_sha256, entries, total, last_page, known) "
+                "VALUES (?, ?, ?, ?, 'done', NULL, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(url) DO UPDATE SET run_id=excluded.run_id, state='done', error=NULL, "
+                "fetched_at=excluded.fetched_at, etag=COALESCE(excluded.etag, etag), "
+                "last_modified=COALESCE(excluded.last_modified, last_modified), "
+                "body_sha256=COALESCE(excluded.body_sha256, body_sha256), "
+                "entries=COALESCE(excluded.entries, entries), total=COALESCE(excluded.total, total), "
+                "last_page=COALESCE(excluded.last_page, last_page), known=excluded.known",
+                (
+                    url,
+                    tid,
+                    page,
+                    run_id,
+                    now,
+                    etag,
+                    last_modified,
+                    body_sha256,
+                    None if entries is None else len(entries),
+                    total,
+                    last_page,
+                    int(known),
+                ),
+            )
+
+    def listing_error(self, url: str, *, tid: int, page: int, run_id: int, error: str) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO listing_pages (url, art_type_tid, page, run_id, state, error, fetched_at) "
+                "VALUES (?, ?, ?, ?, 'error', ?, ?) ON CONFLICT(url) DO UPDATE SET run_id=excluded.run_id, "
+                "state='error', error=excluded.error, fetched_at=excluded.fetched_at",
+                (url, tid, page, run_id, error, time.time()),
+            )
+
+    def known_urls(self, urls: list[str]) -> set[str]:
+        """Which of these art page URLs are already fetched."""
+        if not urls:
+            return set()
+        marks = ",".join("?" * len(urls))
+        rows = self.db.execute(
+            f"SELECT url FROM art_pages WHERE state = 'done' AND url IN ({marks})", urls
+        ).fetchall()
+        return {r["url"] for r in rows}
+
+    # -- art pages ------------------------------------------------------------
+
+    def pages_to_fetch(self, run_id: int, full: bool, limit: int | None) -> list[sqlite3.Row]:
+        """Art pages this run still has to fetch: new or failed ones, and in a full
+        run every page listed in it (re-validated with a conditional GET)."""
+        sql = (
+            "SELECT * FROM art_pages WHERE (attempt_run IS NULL OR attempt_run != :run) AND "
+            "(state IN ('pending', 'error') OR (:full AND seen_run = :run)) ORDER BY id"
+        )
+        rows = self.db.execute(sql, {"run": run_id, "full": int(full)}).fetchall()
+        return rows if limit is None else rows[:limit]
+
+    def count_attempted_pages(self, run_id: int) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM art_pages WHERE attempt_run = ?", (run_id,)).fetchone()[
+            0
+        ]
+
+    def store_page(
+        self,
+        page_id: int,
+        page: ArtPage,
+        *,
+        run_id: int,
+        etag: str | None,
+        last_modified: str | None,
+        html_sha256: str,
+    ) -> None:
+        """Store a parsed art page and its file links, marking the page done."""
+        values: dict[str, Any] = {name: getattr(page, name) for name in _PAGE_FIELDS}
+        for name in _PAGE_JSON_FIELDS:
+            values[name] = json.dumps([asdict(x) for x in getattr(page, name)], ensure_ascii=False)
+        values["tags"] = json.dumps(page.tags, ensure_ascii=False)
+        sets = ", ".join(f"{name} = :{name}" for name in values)
+        with self.transaction():
+            self.db.execute(
+                f"UPDATE art_pages SET {sets}, state='done', error=NULL, attempt_run=:run, fetched_at=:now, "
+                "etag=:etag, last_modified=:lm, html_sha256=:sha WHERE id=:id",
+                {
+                    **values,
+                    "run": run_id,
+                    "now": time.time(),
+                    "etag": etag,
+                    "lm": last_modified,
+                    "sha": html_sha256,
+                    "id": page_id,
+                },
+            )
+            self.db.execute("DELETE FROM page_files WHERE page_id = ?", (page_id,))
+            for position, link in enumerate(page.files):
+                file_id = self._upsert_file(link)
+                self.db.execute(
+                    "INSERT OR IGNORE INTO page_files (page_id, file_id, position) VALUES (?, ?, ?)",
+                    (page_id, file_id, position),
+                )
+
+    def _upsert_file(self, link: FileLink) -> int:
+        self.db.execute(
+            "INSERT INTO files (url, name, mime, declared_length, fid) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(url) DO UPDATE SET name=excluded.name, mime=excluded.mime, "
+            "declared_length=excluded.declared_length, fid=excluded.fid",
+            (link.url, link.name, link.mime, link.length, link.fid),
+        )
+        return self.db.execute("SELECT id FROM files WHERE url = ?", (link.url,)).fetchone()[0]
+
+    def page_unchanged(self, page_id: int, run_id: int) -> None:
+        """A 304 on re-validation: the stored metadata stands."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE art_pages SET attempt_run = ?, fetched_at = ? WHERE id = ?",
+                (run_id, time.time(), page_id),
+            )
+
+    def page_error(self, page_id: int, run_id: int, error: str, *, permanent: bool) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE art_pages SET state = ?, error = ?, attempt_run = ?, fetched_at = ? WHERE id = ?",
+                (FAILED if permanent else ERROR, error, run_id, time.time(), page_id),
+            )
+
+    # -- files ----------------------------------------------------------------
+
+    def files_to_fetch(self, run_id: int, full: bool, page_id: int | None = None) -> list[sqlite3.Row]:
+        """Files still to download in this run (for one page, or all); a full run
+        re-validates the done files of pages it fetched."""
+        sql = (
+            "SELECT DISTINCT f.* FROM files f JOIN page_files pf ON pf.file_id = f.id "
+            "JOIN art_pages p ON p.id = pf.page_id "
+            "WHERE (f.attempt_run IS NULL OR f.attempt_run != :run) AND "
+            "(f.state IN ('pending', 'error') OR (:full AND p.attempt_run = :run)) "
+            "AND (:page IS NULL OR p.id = :page) ORDER BY p.id, pf.position"
+        )
+        return self.db.execute(sql, {"run": run_id, "full": int(full), "page": page_id}).fetchall()
+
+    def store_file(
+        self,
+        file_id: int,
+        *,
+        run_id: int,
+        sha256: str,
+        size: int,
+        content_type: str | None,
+        etag: str | None,
+        last_modified: str | None,
+    ) -> None:
+        now = time.time()
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR IGNORE INTO blobs (sha256, size, mime, created_at) VALUES (?, ?, ?, ?)",
+                (sha256, size, content_type, now),
+            )
+            self.db.execute(
+                "UPDATE files SET sha256=?, size=?, content_type=?, etag=?, last_modified=?, state='done', "
+                "error=NULL, attempt_run=?, fetched_at=? WHERE id=?",
+                (sha256, size, content_type, etag, last_modified, run_id, now, file_id),
+            )
+
+    def file_unchanged(self, file_id: int, run_id: int) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE files SET attempt_run = ?, fetched_at = ? WHERE id = ?",
+                (run_id, time.time(), file_id),
+            )
+
+    def file_error(self, file_id: int, run_id: int, error: str, *, permanent: bool) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE files SET state = ?, error = ?, attempt_run = ?, fetched_at = ? WHERE id = ?",
+                (FAILED if permanent else ERROR, error, run_id, time.time(), file_id),
+            )
+
+    # -- status ---------------------------------------------------------------
+
+    def status(self, max_errors: int = 50) -> dict[str, Any]:
+        """Counts per entity and state, plus the recorded errors."""
+        counts: dict[str, dict[str, int]] = {}
+        for table in ("listing_pages", "art_pages", "files"):
+            rows = self.db.execute(f"SELECT state, COUNT(*) AS n FROM {table} GROUP BY state").fetchall()
+            counts[table] = {r["state"]: r["n"] for r in rows}
+        blobs = self.db.execute("SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM blobs").fetchone()
+        counts["blobs"] = {"count": blobs["n"], "bytes": blobs["bytes"]}
+        errors = []
+        for table, kind in (("listing_pages", "listing"), ("art_pages", "page"), ("files", "file")):
+            rows = self.db.execute(
+                f"SELECT url, state, error FROM {table} WHERE state IN ('error', 'failed') "
+                f"ORDER BY url LIMIT ?",
+                (max_errors,),
+            ).fetchall()
+            errors += [
+                {"kind": kind, "url": r["url"], "state": r["state"], "error": r["error"]} for r in rows
+            ]
+        run = self.last_run()
+        last = None
+        if run is not None:
+            last = {
+                "id": run["id"],
+                "base_url": run["base_url"],
+                "full": bool(run["full"]),
+                "started_at": run["started_at"],
+                "finished_at": run["finished_at"],
+            }
+        return {"schema_version": SCHEMA_VERSION, "counts": counts, "errors": errors, "last_crawl": last}
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements (migrations hold no ';' inside literals)."""
+    return [s.strip() for s in script.split(";") if s.strip()]

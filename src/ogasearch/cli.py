@@ -1,0 +1,202 @@
+"""The `ogasearch` command: thin over the modules, errors as messages and exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ogasearch import __version__
+from ogasearch.blobs import BlobStore
+from ogasearch.catalog import Catalog
+from ogasearch.config import SETTINGS, Config, load_config
+from ogasearch.crawl.client import PoliteClient
+from ogasearch.crawl.stages import Crawler, CrawlOptions
+from ogasearch.crawl.urls import art_type_tid
+from ogasearch.errors import OgasearchError
+
+log = logging.getLogger("ogasearch")
+
+CATALOG_NAME = "catalog.sqlite"
+
+
+def open_store(cfg: Config) -> tuple[Catalog, BlobStore]:
+    return Catalog(cfg.data_dir / CATALOG_NAME), BlobStore(cfg.data_dir / "blobs")
+
+
+def _reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn project errors into a one-line message and their exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except OgasearchError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted; run the same command again to resume", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def _setting_options(names: tuple[str, ...]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Click options generated from the settings table, so flags and docs never drift."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        for setting in reversed([s for s in SETTINGS if s.name in names]):
+            default = "" if setting.default is None else f" [default: {setting.default}]"
+            func = click.option(
+                f"--{setting.name.replace('_', '-')}",
+                setting.name,
+                type=setting.type,
+                default=None,
+                help=f"{setting.help}{default}",
+            )(func)
+        return func
+
+    return decorate
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ogasearch")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data directory (catalog + blobs). [env OGASEARCH_DATA_DIR; default ./ogasearch-data]",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML settings file. [env OGASEARCH_CONFIG; default <data-dir>/ogasearch.toml if present]",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.pass_context
+def main(
+    ctx: click.Context, data_dir: Path | None, config_file: Path | None, verbose: int, quiet: bool
+) -> None:
+    """Reverse image search for the pixel art on OpenGameArt.org."""
+    level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    if verbose < 2:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    ctx.obj = {"data_dir": data_dir, "config_file": config_file}
+
+
+def _config(ctx: click.Context, **flags: Any) -> Config:
+    return load_config({"data_dir": ctx.obj["data_dir"], **flags}, config_file=ctx.obj["config_file"])
+
+
+@main.command()
+@click.option(
+    "--art-type",
+    "art_type",
+    multiple=True,
+    help="Art type to crawl, by name ('2D Art', 'Texture', ...) or tid; repeatable. [default: 2D Art]",
+)
+@click.option(
+    "--full", is_flag=True, help="Page through every listing page and re-validate everything known."
+)
+@click.option(
+    "--max-pages", type=click.IntRange(min=1), default=None, help="Stop after N listing pages per type."
+)
+@click.option(
+    "--max-items", type=click.IntRange(min=1), default=None, help="Fetch at most N art pages this run."
+)
+@_setting_options(
+    (
+        "base_url",
+        "contact",
+        "delay",
+        "min_interval",
+        "concurrency",
+        "timeout",
+        "retries",
+        "backoff",
+        "backoff_max",
+        "max_file_bytes",
+        "max_page_bytes",
+        "items_per_page",
+    )
+)
+@click.pass_context
+@_reports_errors
+def crawl(
+    ctx: click.Context,
+    art_type: tuple[str, ...],
+    full: bool,
+    max_pages: int | None,
+    max_items: int | None,
+    **settings: Any,
+) -> None:
+    """Crawl OpenGameArt: listing pages, art pages and their files, politely and resumably."""
+    if art_type:
+        settings["art_types"] = ",".join(art_type)
+    cfg = _config(ctx, **settings)
+    tids = [art_type_tid(name) for name in cfg.art_type_list]
+    if not cfg.contact:
+        log.warning("no contact set (--contact or OGASEARCH_CONTACT): site operators cannot reach you")
+    catalog, store = open_store(cfg)
+    try:
+        report = asyncio.run(_crawl(cfg, catalog, store, CrawlOptions(tids, full, max_pages, max_items)))
+    finally:
+        catalog.close()
+    click.echo(
+        f"crawl run {report.run_id}{' (resumed)' if report.resumed else ''}: "
+        f"{report.listing_pages} listing pages ({report.listing_unchanged} unchanged), "
+        f"{report.pages_fetched} art pages fetched, {report.pages_unchanged} unchanged, "
+        f"{report.page_errors} errors; {report.files_downloaded} files downloaded "
+        f"({report.bytes_downloaded} bytes), {report.files_unchanged} unchanged, {report.file_errors} errors"
+    )
+
+
+async def _crawl(cfg: Config, catalog: Catalog, store: BlobStore, opts: CrawlOptions) -> Any:
+    client = PoliteClient(cfg, catalog, store)
+    try:
+        return await Crawler(cfg, catalog, store, client).run(opts)
+    finally:
+        await client.aclose()
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.pass_context
+@_reports_errors
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Counts per entity and state, the last crawl, and recorded errors."""
+    cfg = _config(ctx)
+    catalog, _ = open_store(cfg)
+    try:
+        info = catalog.status()
+    finally:
+        catalog.close()
+    info["data_dir"] = str(cfg.data_dir)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"data dir: {cfg.data_dir}")
+    for entity, counts in info["counts"].items():
+        parts = ", ".join(f"{state} {n}" for state, n in sorted(counts.items())) or "none"
+        click.echo(f"{entity}: {parts}")
+    run = info["last_crawl"]
+    if run:
+        state = "finished" if run["finished_at"] else "unfinished (run crawl again to resume)"
+        click.echo(f"last crawl: run {run['id']} of {run['base_url']}, {state}")
+    if info["errors"]:
+        click.echo(f"errors ({len(info['errors'])}):")
+        for err in info["errors"]:
+            click.echo(f"  [{err['kind']}, {err['state']}] {err['url']}: {err['error']}")
