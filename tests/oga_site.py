@@ -11,6 +11,7 @@ Run ``python tests/oga_site.py --pages 30 --port 8765`` to browse a demo site by
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import html
 import io
@@ -18,10 +19,11 @@ import itertools
 import random
 import re
 import socket
+import sys
 import threading
 import time
-import sys
 import traceback
+import unicodedata
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -166,7 +168,9 @@ class _Response:
 
 
 def _slugify(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    """Like Drupal pathauto: transliterate, drop apostrophes, hyphenate the rest."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().replace("'", "")
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
 
 
 def _png(rng: random.Random, width: int, height: int) -> bytes:
@@ -354,7 +358,8 @@ def _forum_block() -> str:
             f'<a href="{href}">{_e(title)}</a></span>  </span>  \n'
             f'  <span class="views-field views-field-last-comment-name">    <span class="views-label '
             f'views-label-last-comment-name">by</span>    <span class="field-content"><a href="/users/'
-            f'{_slugify(user)}" title="View user profile." class="username">{_e(user)}</a></span>  </span></li>'
+            f'{_slugify(user)}" title="View user profile." class="username">{_e(user)}</a></span>'
+            "  </span></li>"
         )
     return (
         '<div id="block-views-new-forum-topics-block-1" class="block block-views">\n\n'
@@ -443,8 +448,9 @@ def _comments(page: SitePage) -> str:
             f'<a id="comment-{page.node_id * 10 + k}"></a>\n'
             '<div class="ds-3col-stacked-fluid comment view-mode-full group-two-sidebars group-sidebar-left '
             'group-sidebar-right clearfix">\n\n      <div class="group-left left-side-left">\n'
-            f'      <span rel="sioc:has_creator"><a href="/users/{_slugify(user)}" title="View user profile." '
-            f'class="username" typeof="sioc:UserAccount" property="foaf:name">{_e(user)}</a></span>'
+            f'      <span rel="sioc:has_creator"><a href="/users/{_slugify(user)}" '
+            'title="View user profile." class="username" typeof="sioc:UserAccount" property="foaf:name">'
+            f"{_e(user)}</a></span>"
             + _field("date-joined", "ds", None, ["<small><em>joined 9 years 3 months ago</em></small>"])
             + _field("post-date", "ds", None, [f"{when:%m/%d/%Y - %H:%M}"])
             + '    </div>\n      <div class="group-right right-side">\n      '
@@ -506,16 +512,17 @@ def render_content(page: SitePage, base: str) -> str:
             _field("collect", "ds", "Collections", [f"<div class='collect-container'><ul>{links}</ul></div>"])
         )
     left.append(
-        '<div class="field field-name-favorites field-type-ds field-label-inline clearfix"><div class="field-label">'
-        f'Favorites:&nbsp;</div><div class="field-items"><div class="field-item even">{page.favorites}</div>'
+        '<div class="field field-name-favorites field-type-ds field-label-inline clearfix">'
+        '<div class="field-label">Favorites:&nbsp;</div><div class="field-items">'
+        f'<div class="field-item even">{page.favorites}</div>'
         "</div></div>"
     )
 
     right = []
     if page.previews:
         preview_items = [
-            f'<a href="{base}{FILES_PATH}{quote(name)}" class="preview-lightbox"><img src=\'{base}{FILES_PATH}'
-            f"styles/medium/public/{quote(name)}'  alt='Preview'></a>"
+            f'<a href="{base}{FILES_PATH}{quote(name)}" class="preview-lightbox">'
+            f"<img src='{base}{FILES_PATH}styles/medium/public/{quote(name)}'  alt='Preview'></a>"
             for name in page.previews
         ]
         right.append(_field("field-art-preview", "file", "Preview", preview_items))
@@ -533,9 +540,10 @@ def render_content(page: SitePage, base: str) -> str:
     if page.files:
         right.append(_field("field-art-files", "file", "File(s)", [_file_html(f, base) for f in page.files]))
     right.append(
-        '<ul class="links inline"><li class="comment_forbidden first last"><span><a href="/user/login?destination='
-        f'node/{page.node_id}%23comment-form">Log in</a> or <a href="/user/register?destination=node/'
-        f'{page.node_id}%23comment-form">register</a> to post comments</span></li>\n</ul>'
+        '<ul class="links inline"><li class="comment_forbidden first last"><span>'
+        f'<a href="/user/login?destination=node/{page.node_id}%23comment-form">Log in</a> or '
+        f'<a href="/user/register?destination=node/{page.node_id}%23comment-form">register</a> '
+        "to post comments</span></li>\n</ul>"
     )
 
     node = (
@@ -556,8 +564,10 @@ def render_content(page: SitePage, base: str) -> str:
         f'page-node-{page.node_id} node-type-art domain-opengameart-org" >\n'
         "<div id='page'>\n  <a href='/' id='maintitle'></a>\n"
         + _MENUBAR
-        + "  <div id='maincontent'>\n    <div id='right' class='nosidebar'>\n            <div class='tabs'></div>\n"
-        '    <div class="region region-content">\n    <div id="block-system-main" class="block block-system">\n'
+        + "  <div id='maincontent'>\n    <div id='right' class='nosidebar'>\n"
+        "            <div class='tabs'></div>\n"
+        '    <div class="region region-content">\n'
+        '    <div id="block-system-main" class="block block-system">\n'
         '  <div class="content">\n'
         + node
         + "  </div>\n</div>\n  </div>\n    </div>\n  </div>\n</div>\n  </body>\n</html>\n"
@@ -728,10 +738,8 @@ class OgaSite:
             return
         self._server.shutdown()
         for conn in list(self._connections):
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -773,7 +781,7 @@ class OgaSite:
     def fail_once(
         self, path: str, status: int = 503, retry_after: int | None = None, *, times: int = 1
     ) -> None:
-        """The next ``times`` requests to ``path`` get ``status`` (with Retry-After if given); later ones succeed."""
+        """The next ``times`` requests to ``path`` get ``status`` (+ Retry-After if given); then it heals."""
         self._add(_Fault("status", path, times, status=status, retry_after=retry_after))
 
     def fail_always(self, path: str, status: int = 404) -> None:
@@ -867,7 +875,7 @@ class OgaSite:
         )
 
     def _file(self, name: str, pages: list[SitePage], headers: dict[str, str]) -> _Response:
-        """File bytes; image styles (thumbnail, medium) and previews that are not files get a generated PNG."""
+        """File bytes; image styles (thumbnail, medium) and previews that are no file get a generated PNG."""
         if match := re.fullmatch(r"styles/[a-z0-9_]+/public/(.+)", name):
             name = match[1]
         for page in pages:
@@ -881,7 +889,7 @@ class OgaSite:
         return _error(404)
 
     def _listing(self, query: str, pages: list[SitePage]) -> tuple[bytes, datetime]:
-        """The art search view: filter by art type, sort, page (Drupal clamps a page past the end to the last)."""
+        """The art search view: filter by art type, sort, page (Drupal clamps a page past the end)."""
         params = parse_qsl(query, keep_blank_values=True)
         tids = {int(v) for k, v in params if re.fullmatch(r"field_art_type_tid(\[\d*\])?", k) and v.isdigit()}
         values = dict(params)
@@ -919,8 +927,9 @@ class OgaSite:
         if shown:
             first = page * per_page + 1
             content = (
-                f'            <div class="view-header">\n      Displaying {first} - {first + len(shown) - 1} of '
-                f'{len(chosen)}    </div>\n  \n  \n  \n      <div class="view-content">\n  '
+                '            <div class="view-header">\n'
+                f"      Displaying {first} - {first + len(shown) - 1} of {len(chosen)}    </div>\n"
+                '  \n  \n  \n      <div class="view-content">\n  '
                 + "".join(_listing_row(p, k, len(shown), base) for k, p in enumerate(shown, start=1))
                 + "    </div>\n  \n      "
                 + _pager(page, last_page, href)
@@ -990,8 +999,10 @@ def _not_modified(headers: dict[str, str], etag: str, last_modified: datetime) -
 
 def _error(status: int) -> _Response:
     phrase = HTTPStatus(status).phrase
-    body = f"<html><head><title>{phrase} | OpenGameArt.org</title></head><body><h1>{status} {phrase}</h1></body></html>"
-    data = body.encode()
+    data = (
+        f"<html><head><title>{phrase} | OpenGameArt.org</title></head>"
+        f"<body><h1>{status} {phrase}</h1></body></html>"
+    ).encode()
     return _Response(
         status, data, {"Content-Type": "text/html; charset=utf-8", "Content-Length": str(len(data))}
     )
