@@ -142,7 +142,7 @@ _PAGE_FIELDS = (
     "description",
     "favorites",
 )
-_PAGE_JSON_FIELDS = ("tags", "licenses", "collections", "previews")
+_PAGE_JSON_FIELDS = ("licenses", "collections", "previews")
 
 
 class Catalog:
@@ -248,6 +248,7 @@ class Catalog:
         etag: str | None,
         last_modified: str | None,
         body_sha256: str | None,
+        body_size: int | None,
         entries: list[ListingEntry] | None,
         total: int | None,
         last_page: int | None,
@@ -260,6 +261,8 @@ class Catalog:
         """
         now = time.time()
         with self.transaction():
+            if body_sha256 is not None and body_size is not None:
+                self._add_blob(body_sha256, body_size, "text/html", now)
             for entry in entries or ():
                 self.db.execute(
                     "INSERT INTO art_pages (url, listing_title, listing_thumb, seen_run) VALUES (?, ?, ?, ?) "
@@ -338,6 +341,7 @@ class Catalog:
         etag: str | None,
         last_modified: str | None,
         html_sha256: str,
+        html_size: int,
     ) -> None:
         """Store a parsed art page and its file links, marking the page done."""
         values: dict[str, Any] = {name: getattr(page, name) for name in _PAGE_FIELDS}
@@ -346,6 +350,7 @@ class Catalog:
         values["tags"] = json.dumps(page.tags, ensure_ascii=False)
         sets = ", ".join(f"{name} = :{name}" for name in values)
         with self.transaction():
+            self._add_blob(html_sha256, html_size, "text/html", time.time())
             self.db.execute(
                 f"UPDATE art_pages SET {sets}, state='done', error=NULL, attempt_run=:run, fetched_at=:now, "
                 "etag=:etag, last_modified=:lm, html_sha256=:sha WHERE id=:id",
@@ -418,15 +423,18 @@ class Catalog:
     ) -> None:
         now = time.time()
         with self.transaction():
-            self.db.execute(
-                "INSERT OR IGNORE INTO blobs (sha256, size, mime, created_at) VALUES (?, ?, ?, ?)",
-                (sha256, size, content_type, now),
-            )
+            self._add_blob(sha256, size, content_type, now)
             self.db.execute(
                 "UPDATE files SET sha256=?, size=?, content_type=?, etag=?, last_modified=?, state='done', "
                 "error=NULL, attempt_run=?, fetched_at=? WHERE id=?",
                 (sha256, size, content_type, etag, last_modified, run_id, now, file_id),
             )
+
+    def _add_blob(self, sha256: str, size: int, mime: str | None, now: float) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO blobs (sha256, size, mime, created_at) VALUES (?, ?, ?, ?)",
+            (sha256, size, mime, now),
+        )
 
     def file_unchanged(self, file_id: int, run_id: int) -> None:
         with self.transaction():

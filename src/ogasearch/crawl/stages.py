@@ -139,6 +139,7 @@ class Crawler:
             etag=resp.etag,
             last_modified=resp.last_modified,
             body_sha256=sha,
+            body_size=len(body),
             entries=listing.entries,
             total=listing.total,
             last_page=listing.last_page,
@@ -193,6 +194,7 @@ class Crawler:
                 etag=resp.etag,
                 last_modified=resp.last_modified,
                 html_sha256=sha,
+                html_size=len(body),
             )
             report.pages_fetched += 1
         await self._files(

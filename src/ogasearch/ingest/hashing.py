@@ -17,7 +17,7 @@ from ogasearch.ingest.canonical import clear_transparent
 _DCT_SIZE = 32  # image side the DCT runs on
 _HASH_SIDE = 8  # lowest frequencies kept: 8 x 8 = 64 bits
 _MASK64 = (1 << 64) - 1
-_BACKGROUND = 128.0  # mid-grey: neither black nor white outlines vanish into it
+_BACKGROUND = 128  # mid-grey: neither black nor white outlines vanish into it
 
 
 def _dct_matrix(size: int) -> np.ndarray:
@@ -40,12 +40,11 @@ def pixel_sha256(rgba: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _luma_on_grey(rgba: np.ndarray) -> np.ndarray:
-    """Float luma with alpha composited on mid-grey, so transparency looks the same whatever the file held."""
-    pixels = clear_transparent(rgba).astype(np.float32)
-    alpha = pixels[..., 3:] / 255.0
-    rgb = pixels[..., :3] * alpha + _BACKGROUND * (1.0 - alpha)
-    return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+def _luma_on_grey(rgba: np.ndarray) -> Image.Image:
+    """Luma (mode F) with alpha composited on mid-grey, so transparency looks the same whatever the file held."""
+    sprite = Image.fromarray(clear_transparent(rgba))
+    grey = Image.new("RGBA", sprite.size, (_BACKGROUND,) * 3 + (255,))
+    return Image.alpha_composite(grey, sprite).convert("L").convert("F")
 
 
 def perceptual_hash(rgba: np.ndarray) -> int:
@@ -54,8 +53,9 @@ def perceptual_hash(rgba: np.ndarray) -> int:
     Area-averaging down (or stretching up) to 32 x 32 first makes it indifferent to scale, and the low
     frequencies survive re-encoding and JPEG noise. The result is unsigned, in [0, 2**64).
     """
-    luma = Image.fromarray(_luma_on_grey(rgba))
-    small = np.asarray(luma.resize((_DCT_SIZE, _DCT_SIZE), Image.Resampling.BOX), dtype=np.float64)
+    small = np.asarray(
+        _luma_on_grey(rgba).resize((_DCT_SIZE, _DCT_SIZE), Image.Resampling.BOX), dtype=np.float64
+    )
     low = _DCT_LOW @ small @ _DCT_LOW.T
     # Rounding keeps float noise in the near-zero coefficients of flat images from flipping bits.
     low = np.round(low, 6)

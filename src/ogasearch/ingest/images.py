@@ -164,6 +164,8 @@ def decode_image(
         return _decode(data, fmt, max_pixels, max_frames)
     except ImageError:
         raise
+    except Image.UnidentifiedImageError as exc:
+        raise ImageError(f"corrupt or truncated {fmt} header") from exc
     except Image.DecompressionBombError as exc:
         raise ImageError(f"image too large, possibly a decompression bomb: {exc}") from exc
     except MemoryError as exc:
