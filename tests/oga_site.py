@@ -643,10 +643,12 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         # Headers and body go out in separate writes; without this, delayed ACKs add ~40 ms per request.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.site._connections.add(self.connection)
+        with self.server.site._lock:
+            self.server.site._connections.add(self.connection)
 
     def finish(self) -> None:
-        self.server.site._connections.discard(self.connection)
+        with self.server.site._lock:
+            self.server.site._connections.discard(self.connection)
         super().finish()
 
     def log_message(self, format: str, *args: object) -> None:
@@ -741,7 +743,9 @@ class OgaSite:
         if self._server is None:
             return
         self._server.shutdown()
-        for conn in list(self._connections):
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
         self._server.server_close()
@@ -1020,7 +1024,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     with OgaSite(make_pages(args.pages, args.seed), port=args.port) as site:
-        print(f"Serving {args.pages} pages at {site.base_url}/art-search-advanced (Ctrl-C stops)")
+        print(f"Serving {args.pages} pages at {site.base_url}/art-search-advanced (Ctrl-C stops)", flush=True)
         try:
             while True:
                 time.sleep(3600)

@@ -41,7 +41,7 @@ def pixel_sha256(rgba: np.ndarray) -> str:
 
 
 def _luma_on_grey(rgba: np.ndarray) -> Image.Image:
-    """Luma (mode F) with alpha composited on mid-grey, so transparency looks the same whatever the file held."""
+    """Luma (mode F) composited on mid-grey, so transparency looks the same whatever colour the file held."""
     sprite = Image.fromarray(clear_transparent(rgba))
     grey = Image.new("RGBA", sprite.size, (_BACKGROUND,) * 3 + (255,))
     return Image.alpha_composite(grey, sprite).convert("L").convert("F")

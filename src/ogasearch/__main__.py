@@ -1,0 +1,5 @@
+"""`python -m ogasearch`."""
+
+from ogasearch.cli import main
+
+main()
