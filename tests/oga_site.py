@@ -313,9 +313,7 @@ def _field(name: str, kind: str, label: str | None, items: list[str], item_attrs
     """One Drupal field block; ``label`` None renders field-label-hidden as the real theme does."""
     label_class = "field-label-hidden" if label is None else "field-label-above"
     label_html = "" if label is None else f'<div class="field-label">{label}:&nbsp;</div>'
-    body = "".join(
-        f'<div class="field-item {_parity(k)}"{item_attrs}>{item}</div>' for k, item in enumerate(items)
-    )
+    body = "".join(f'<div class="field-item {_parity(k)}"{item_attrs}>{item}</div>' for k, item in enumerate(items))
     return (
         f'<div class="field field-name-{name} field-type-{kind} {label_class}">{label_html}'
         f'<div class="field-items">{body}</div></div>'
@@ -505,12 +503,8 @@ def render_content(page: SitePage, base: str) -> str:
         ]
         left.append(_field("field-art-licenses", "taxonomy-term-reference", "License(s)", licence_items))
     if page.collections:
-        links = "".join(
-            f'<li><a href="/content/{slug}">{_e(title)}</a></li>' for title, slug in page.collections
-        )
-        left.append(
-            _field("collect", "ds", "Collections", [f"<div class='collect-container'><ul>{links}</ul></div>"])
-        )
+        links = "".join(f'<li><a href="/content/{slug}">{_e(title)}</a></li>' for title, slug in page.collections)
+        left.append(_field("collect", "ds", "Collections", [f"<div class='collect-container'><ul>{links}</ul></div>"]))
     left.append(
         '<div class="field field-name-favorites field-type-ds field-label-inline clearfix">'
         '<div class="field-label">Favorites:&nbsp;</div><div class="field-items">'
@@ -528,14 +522,10 @@ def render_content(page: SitePage, base: str) -> str:
         right.append(_field("field-art-preview", "file", "Preview", preview_items))
     if page.description:
         paragraphs = "\n".join(f"<p>{_e(p)}</p>" for p in page.description.split("\n\n"))
-        right.append(
-            _field("body", "text-with-summary", None, [paragraphs + "\n"], ' property="content:encoded"')
-        )
+        right.append(_field("body", "text-with-summary", None, [paragraphs + "\n"], ' property="content:encoded"'))
     if page.attribution:
         right.append(
-            _field(
-                "field-copyright-notice", "text-long", "Copyright/Attribution Notice", [_e(page.attribution)]
-            )
+            _field("field-copyright-notice", "text-long", "Copyright/Attribution Notice", [_e(page.attribution)])
         )
     if page.files:
         right.append(_field("field-art-files", "file", "File(s)", [_file_html(f, base) for f in page.files]))
@@ -732,9 +722,7 @@ class OgaSite:
         server = _Server(("127.0.0.1", self._port), _Handler)
         server.site = self
         self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.05,), name="oga-site", daemon=True
-        )
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="oga-site", daemon=True)
         self._thread.start()
         return self
 
@@ -786,9 +774,7 @@ class OgaSite:
 
     # --- faults ---
 
-    def fail_once(
-        self, path: str, status: int = 503, retry_after: int | None = None, *, times: int = 1
-    ) -> None:
+    def fail_once(self, path: str, status: int = 503, retry_after: int | None = None, *, times: int = 1) -> None:
         """The next ``times`` requests to ``path`` get ``status`` (+ Retry-After if given); then it heals."""
         self._add(_Fault("status", path, times, status=status, retry_after=retry_after))
 
@@ -878,9 +864,7 @@ class OgaSite:
         if self.robots is None:
             return _error(404)
         body = self.robots.encode()
-        return _Response(
-            200, body, {"Content-Type": "text/plain; charset=utf-8", "Content-Length": str(len(body))}
-        )
+        return _Response(200, body, {"Content-Type": "text/plain; charset=utf-8", "Content-Length": str(len(body))})
 
     def _file(self, name: str, pages: list[SitePage], headers: dict[str, str]) -> _Response:
         """File bytes; image styles (thumbnail, medium) and previews that are no file get a generated PNG."""
@@ -901,9 +885,7 @@ class OgaSite:
         params = parse_qsl(query, keep_blank_values=True)
         tids = {int(v) for k, v in params if re.fullmatch(r"field_art_type_tid(\[\d*\])?", k) and v.isdigit()}
         values = dict(params)
-        per_page = (
-            int(values["items_per_page"]) if values.get("items_per_page", "").isdigit() else ITEMS_PER_PAGE
-        )
+        per_page = int(values["items_per_page"]) if values.get("items_per_page", "").isdigit() else ITEMS_PER_PAGE
         per_page = per_page or ITEMS_PER_PAGE
         chosen = [p for p in pages if not tids or ART_TYPE_TIDS.get(p.art_type) in tids]
         if values.get("sort_by") == "count":
@@ -965,9 +947,7 @@ class OgaSite:
         newest = max((p.post_date for p in pages), default=datetime(2000, 1, 1))
         return body.encode(), newest
 
-    def _conditional(
-        self, key: str, body: bytes, modified: datetime, mime: str, headers: dict[str, str]
-    ) -> _Response:
+    def _conditional(self, key: str, body: bytes, modified: datetime, mime: str, headers: dict[str, str]) -> _Response:
         """200 with a strong ETag and Last-Modified, or 304.
 
         Last-Modified starts at ``modified`` and moves forward (to now, at least a second later) whenever the
@@ -1008,12 +988,9 @@ def _not_modified(headers: dict[str, str], etag: str, last_modified: datetime) -
 def _error(status: int) -> _Response:
     phrase = HTTPStatus(status).phrase
     data = (
-        f"<html><head><title>{phrase} | OpenGameArt.org</title></head>"
-        f"<body><h1>{status} {phrase}</h1></body></html>"
+        f"<html><head><title>{phrase} | OpenGameArt.org</title></head><body><h1>{status} {phrase}</h1></body></html>"
     ).encode()
-    return _Response(
-        status, data, {"Content-Type": "text/html; charset=utf-8", "Content-Length": str(len(data))}
-    )
+    return _Response(status, data, {"Content-Type": "text/html; charset=utf-8", "Content-Length": str(len(data))})
 
 
 def main(argv: list[str] | None = None) -> None:

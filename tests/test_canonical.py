@@ -32,9 +32,7 @@ def upscale(rgba: np.ndarray, factor: int) -> np.ndarray:
     return np.repeat(np.repeat(rgba, factor, axis=0), factor, axis=1)
 
 
-def pad(
-    rgba: np.ndarray, top: int, left: int, bottom: int, right: int, colour: tuple[int, ...]
-) -> np.ndarray:
+def pad(rgba: np.ndarray, top: int, left: int, bottom: int, right: int, colour: tuple[int, ...]) -> np.ndarray:
     height, width = rgba.shape[:2]
     out = np.empty((top + height + bottom, left + width + right, 4), dtype=np.uint8)
     out[:] = colour

@@ -72,12 +72,9 @@ def test_storing_twice_makes_no_duplicates(tmp_path: Path) -> None:
         files=[FileLink("http://x/f/a.png", "a.png", "image/png", 3, 7)] * 2,
     )
     for _ in range(2):
-        cat.store_page(
-            row["id"], page, run_id=run, etag=None, last_modified=None, html_sha256="0" * 64, html_size=1
-        )
+        cat.store_page(row["id"], page, run_id=run, etag=None, last_modified=None, html_sha256="0" * 64, html_size=1)
     counts = {
-        t: cat.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-        for t in ("art_pages", "files", "page_files")
+        t: cat.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("art_pages", "files", "page_files")
     }
     assert counts == {"art_pages": 1, "files": 1, "page_files": 1}
     assert cat.pages_to_fetch(run, False, None) == []

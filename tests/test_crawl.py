@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import signal
@@ -14,7 +15,6 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import unquote
 
-import pytest
 from click.testing import CliRunner
 from oga_site import OgaSite, SiteFile, SitePage, make_pages
 
@@ -96,8 +96,7 @@ def test_complete_crawl_stores_exact_metadata_and_files(tmp_path: Path) -> None:
         assert [c["title"] for c in json.loads(row["collections"])] == [t for t, _ in page.collections]
         assert len(json.loads(row["previews"])) == len(page.previews)
         files = conn.execute(
-            "SELECT f.* FROM files f JOIN page_files pf ON pf.file_id = f.id WHERE pf.page_id = ? "
-            "ORDER BY pf.position",
+            "SELECT f.* FROM files f JOIN page_files pf ON pf.file_id = f.id WHERE pf.page_id = ? ORDER BY pf.position",
             (row["id"],),
         ).fetchall()
         assert [f["url"] for f in files] == [base + f.path for f in page.files]
@@ -171,14 +170,10 @@ def test_robots_disallow_and_crawl_delay_are_obeyed(tmp_path: Path) -> None:
         assert code == 0, out
         assert site.count(secret.path, completed_only=False) == 0
         stamps = [r.time for r in site.requests if r.path != "/robots.txt"]
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
     assert len(stamps) >= 8
     assert min(gaps) >= 0.2  # one global interval, even with three workers
-    row = (
-        db(tmp_path)
-        .execute("SELECT state, error FROM art_pages WHERE url LIKE ?", (f"%{secret.path}",))
-        .fetchone()
-    )
+    row = db(tmp_path).execute("SELECT state, error FROM art_pages WHERE url LIKE ?", (f"%{secret.path}",)).fetchone()
     assert row["state"] == "failed" and "robots.txt disallows" in row["error"]
 
 
@@ -271,24 +266,21 @@ def test_kill_and_resume_gives_the_same_catalog_without_redownloads(tmp_path: Pa
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            done_files = [
-                r for r in site.requests[mark:] if "/sites/default/files/" in r.path and r.completed
-            ]
+            done_files = [r for r in site.requests[mark:] if "/sites/default/files/" in r.path and r.completed]
             if len(done_files) >= 8:
                 break
             time.sleep(0.005)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert proc.returncode == -signal.SIGKILL
-        stored = {
-            r["url"] for r in db(killed).execute("SELECT url FROM files WHERE state = 'done'").fetchall()
-        }
+        stored = {r["url"] for r in db(killed).execute("SELECT url FROM files WHERE state = 'done'").fetchall()}
         assert 0 < len(stored) < sum(len(p.files) for p in pages), "kill came too early or too late"
         resume_mark = len(site.requests)
 
         resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
         assert resumed.returncode == 0, resumed.stderr
         assert "(resumed)" in resumed.stdout
+        assert "art pages: " in resumed.stderr  # plain progress lines when not on a terminal
         again = {site.base_url + r.path for r in site.requests[resume_mark:]}
         assert not stored & again, "a file stored before the kill was downloaded again"
         served = [r.path for r in site.requests[resume_mark:] if "/sites/default/files/" in r.path]

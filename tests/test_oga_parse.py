@@ -103,9 +103,7 @@ def test_nature_kit_type_and_tags(nature_kit: ArtPage) -> None:
 
 
 def test_nature_kit_license_and_attribution(nature_kit: ArtPage) -> None:
-    assert nature_kit.licenses == [
-        License(name="CC0", url="http://creativecommons.org/publicdomain/zero/1.0/")
-    ]
+    assert nature_kit.licenses == [License(name="CC0", url="http://creativecommons.org/publicdomain/zero/1.0/")]
     assert nature_kit.attribution == 'Credit "Kenney.nl" or "www.kenney.nl", this is not mandatory.'
 
 
@@ -155,14 +153,10 @@ def test_2d_fragment_fields(oga_pages: Path) -> None:
     assert (page.art_type, page.art_type_tid) == ("2D Art", 9)
     assert len(page.tags) == 14
     assert page.tags[5] == "Market Booth"
-    assert page.licenses == [
-        License(name="CC-BY-SA 3.0", url="http://creativecommons.org/licenses/by-sa/3.0/")
-    ]
+    assert page.licenses == [License(name="CC-BY-SA 3.0", url="http://creativecommons.org/licenses/by-sa/3.0/")]
     assert len(page.collections) == 78  # the "(remove)" link is not a collection
     assert all("/collect/remove/" not in c.url for c in page.collections)
-    assert Link(title="BesideTheVoid's Downloads", url=f"{SITE}/content/besidethevoids-downloads") in (
-        page.collections
-    )
+    assert Link(title="BesideTheVoid's Downloads", url=f"{SITE}/content/besidethevoids-downloads") in (page.collections)
     assert page.favorites == 235
     assert page.files == []
     assert page.author is None
@@ -208,9 +202,7 @@ def test_author_differs_from_submitter() -> None:
 
 
 def test_plain_text_author_with_submitter() -> None:
-    html = _art_page(
-        left=_author_field('Jane Doe <br/>(Submitted by <a href="/users/uploader">uploader</a>)')
-    )
+    html = _art_page(left=_author_field('Jane Doe <br/>(Submitted by <a href="/users/uploader">uploader</a>)'))
     page = parse_art_page(html, f"{SITE}/content/tiny-knight")
     assert page.author == "Jane Doe"
     assert page.author_url is None

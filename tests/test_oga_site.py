@@ -44,9 +44,7 @@ def test_make_pages_is_deterministic_and_varied() -> None:
     assert [p.post_date for p in pages] == sorted((p.post_date for p in pages), reverse=True)
     names = [f.name for p in pages for f in p.files]
     assert len(names) == len(set(names))
-    assert (
-        any("%" in n for n in names) and any("(" in n for n in names) and any(not n.isascii() for n in names)
-    )
+    assert any("%" in n for n in names) and any("(" in n for n in names) and any(not n.isascii() for n in names)
     assert {f.mime for p in pages for f in p.files} == {"image/png", "application/zip"}
     assert any(p.submitter and p.submitter != p.author for p in pages)
     assert any(p.attribution is None for p in pages) and any(not p.tags for p in pages)
@@ -197,9 +195,7 @@ def test_robots(site: OgaSite, client: httpx.Client) -> None:
     reason="OGA parser not written yet",
 )
 def test_parser_reads_back_the_site(site: OgaSite, client: httpx.Client, pages: list[SitePage]) -> None:
-    listing = oga.parse_listing(
-        client.get("/art-search-advanced", params={"items_per_page": 5}).text, site.base_url
-    )
+    listing = oga.parse_listing(client.get("/art-search-advanced", params={"items_per_page": 5}).text, site.base_url)
     assert [e.url for e in listing.entries] == [site.url(p.path) for p in pages[:5]]
     assert (listing.total, listing.last_page) == (12, 2)
     for page in pages:

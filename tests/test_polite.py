@@ -1,6 +1,7 @@
 """Politeness rules as pure units: retry timing, Retry-After, rate limit, robots."""
 
 import asyncio
+import itertools
 import random
 import time
 from email.utils import formatdate
@@ -42,7 +43,7 @@ def test_rate_limiter_is_shared_by_concurrent_workers() -> None:
         return sorted(stamps)
 
     stamps = asyncio.run(go())
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
     assert min(gaps) >= 0.045
 
 

@@ -310,9 +310,7 @@ class Catalog:
         if not urls:
             return set()
         marks = ",".join("?" * len(urls))
-        rows = self.db.execute(
-            f"SELECT url FROM art_pages WHERE state = 'done' AND url IN ({marks})", urls
-        ).fetchall()
+        rows = self.db.execute(f"SELECT url FROM art_pages WHERE state = 'done' AND url IN ({marks})", urls).fetchall()
         return {r["url"] for r in rows}
 
     # -- art pages ------------------------------------------------------------
@@ -328,9 +326,7 @@ class Catalog:
         return rows if limit is None else rows[:limit]
 
     def count_attempted_pages(self, run_id: int) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM art_pages WHERE attempt_run = ?", (run_id,)).fetchone()[
-            0
-        ]
+        return self.db.execute("SELECT COUNT(*) FROM art_pages WHERE attempt_run = ?", (run_id,)).fetchone()[0]
 
     def store_page(
         self,
@@ -463,13 +459,10 @@ class Catalog:
         errors = []
         for table, kind in (("listing_pages", "listing"), ("art_pages", "page"), ("files", "file")):
             rows = self.db.execute(
-                f"SELECT url, state, error FROM {table} WHERE state IN ('error', 'failed') "
-                f"ORDER BY url LIMIT ?",
+                f"SELECT url, state, error FROM {table} WHERE state IN ('error', 'failed') ORDER BY url LIMIT ?",
                 (max_errors,),
             ).fetchall()
-            errors += [
-                {"kind": kind, "url": r["url"], "state": r["state"], "error": r["error"]} for r in rows
-            ]
+            errors += [{"kind": kind, "url": r["url"], "state": r["state"], "error": r["error"]} for r in rows]
         run = self.last_run()
         last = None
         if run is not None:

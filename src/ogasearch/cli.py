@@ -84,14 +84,10 @@ def _setting_options(names: tuple[str, ...]) -> Callable[[Callable[..., Any]], C
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 @click.pass_context
-def main(
-    ctx: click.Context, data_dir: Path | None, config_file: Path | None, verbose: int, quiet: bool
-) -> None:
+def main(ctx: click.Context, data_dir: Path | None, config_file: Path | None, verbose: int, quiet: bool) -> None:
     """Reverse image search for the pixel art on OpenGameArt.org."""
     level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if verbose < 2:
         logging.getLogger("httpx").setLevel(logging.WARNING)
     ctx.obj = {"data_dir": data_dir, "config_file": config_file}
@@ -108,15 +104,9 @@ def _config(ctx: click.Context, **flags: Any) -> Config:
     multiple=True,
     help="Art type to crawl, by name ('2D Art', 'Texture', ...) or tid; repeatable. [default: 2D Art]",
 )
-@click.option(
-    "--full", is_flag=True, help="Page through every listing page and re-validate everything known."
-)
-@click.option(
-    "--max-pages", type=click.IntRange(min=1), default=None, help="Stop after N listing pages per type."
-)
-@click.option(
-    "--max-items", type=click.IntRange(min=1), default=None, help="Fetch at most N art pages this run."
-)
+@click.option("--full", is_flag=True, help="Page through every listing page and re-validate everything known.")
+@click.option("--max-pages", type=click.IntRange(min=1), default=None, help="Stop after N listing pages per type.")
+@click.option("--max-items", type=click.IntRange(min=1), default=None, help="Fetch at most N art pages this run.")
 @_setting_options(
     (
         "base_url",

@@ -29,9 +29,7 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("data_dir", "ogasearch-data", str, "Directory holding the catalog and the blob store."),
     Setting("base_url", "https://opengameart.org", str, "Site to crawl (a mirror or a local test site)."),
-    Setting(
-        "contact", "", str, "Contact (e-mail or URL) sent in the User-Agent so site admins can reach you."
-    ),
+    Setting("contact", "", str, "Contact (e-mail or URL) sent in the User-Agent so site admins can reach you."),
     Setting(
         "min_interval",
         1.0,
@@ -49,9 +47,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("retries", 4, int, "Retries after a timeout, 429 or 5xx before the error is recorded."),
     Setting("backoff", 2.0, float, "Base of the exponential backoff between retries, in seconds."),
     Setting("backoff_max", 300.0, float, "Longest wait between retries (also caps Retry-After), in seconds."),
-    Setting(
-        "max_file_bytes", 512 * 1024**2, int, "Largest file downloaded; bigger ones are recorded as errors."
-    ),
+    Setting("max_file_bytes", 512 * 1024**2, int, "Largest file downloaded; bigger ones are recorded as errors."),
     Setting("max_page_bytes", 16 * 1024**2, int, "Largest HTML page accepted."),
     Setting("robots_ttl", 86400.0, float, "Seconds a fetched robots.txt is trusted (at most 24 h)."),
     Setting("items_per_page", 144, int, "Listing page size requested from the art search."),

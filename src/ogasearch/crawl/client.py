@@ -157,9 +157,7 @@ class PoliteClient:
                 if declared and declared.isdigit() and writer.size != int(declared):
                     raise _Retryable(f"truncated download: {writer.size} of {declared} bytes")
             if expected_length is not None and writer.size != expected_length:
-                raise FetchError(
-                    f"length mismatch: the page declares {expected_length} bytes, got {writer.size}"
-                )
+                raise FetchError(f"length mismatch: the page declares {expected_length} bytes, got {writer.size}")
             return _response(resp, sha256=writer.sha256, size=writer.size)
 
         return await self._fetch(url, etag, last_modified, consume)

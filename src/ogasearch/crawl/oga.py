@@ -289,9 +289,7 @@ def parse_art_page(html: str, url: str) -> ArtPage:
     base = page_url if urlsplit(page_url).scheme else SITE
 
     nodes = root.cssselect(".node-art.view-mode-full") or [
-        el
-        for el in root.cssselect(".node-art")
-        if not _foreign(el) and "view-mode-art_preview" not in _classes(el)
+        el for el in root.cssselect(".node-art") if not _foreign(el) and "view-mode-art_preview" not in _classes(el)
     ]
     node = nodes[0] if nodes else root
 
@@ -362,9 +360,7 @@ def _node_id(root: HtmlElement) -> int | None:
     return None
 
 
-def _authors(
-    field_el: HtmlElement | None, base: str
-) -> tuple[str | None, str | None, str | None, str | None]:
+def _authors(field_el: HtmlElement | None, base: str) -> tuple[str | None, str | None, str | None, str | None]:
     """(author, author_url, submitter, submitter_url) from the author field.
 
     When someone uploads another person's work OGA prints the author (a user link, an external
@@ -411,8 +407,7 @@ def _authors(
     else:
         submitter, submitter_url = clean(after), None
     same = submitter is None or (
-        (submitter_url is not None and submitter_url == author_url)
-        or submitter.casefold() == (author or "").casefold()
+        (submitter_url is not None and submitter_url == author_url) or submitter.casefold() == (author or "").casefold()
     )
     if same:
         return author, author_url, None, None

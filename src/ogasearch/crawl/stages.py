@@ -89,14 +89,10 @@ class Crawler:
                     entries, last_page, known = outcome
                 progress.update()
                 if last_page is not None:
-                    progress.set_total(
-                        last_page + 1 if opts.max_pages is None else min(opts.max_pages, last_page + 1)
-                    )
+                    progress.set_total(last_page + 1 if opts.max_pages is None else min(opts.max_pages, last_page + 1))
                 discovered += entries
                 if known and not opts.full:
-                    log.info(
-                        "listing page %d of type %d holds only known art: stopping (use --full)", page, tid
-                    )
+                    log.info("listing page %d of type %d holds only known art: stopping (use --full)", page, tid)
                     report.stopped_at_known.append(tid)
                     break
                 if not entries or last_page is None or page >= last_page:
@@ -197,9 +193,7 @@ class Crawler:
                 html_size=len(body),
             )
             report.pages_fetched += 1
-        await self._files(
-            self.catalog.files_to_fetch(run_id, opts.full, row["id"]), run_id, report, workers=1
-        )
+        await self._files(self.catalog.files_to_fetch(run_id, opts.full, row["id"]), run_id, report, workers=1)
 
     # -- files ------------------------------------------------------------------
 

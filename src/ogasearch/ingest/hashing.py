@@ -53,9 +53,7 @@ def perceptual_hash(rgba: np.ndarray) -> int:
     Area-averaging down (or stretching up) to 32 x 32 first makes it indifferent to scale, and the low
     frequencies survive re-encoding and JPEG noise. The result is unsigned, in [0, 2**64).
     """
-    small = np.asarray(
-        _luma_on_grey(rgba).resize((_DCT_SIZE, _DCT_SIZE), Image.Resampling.BOX), dtype=np.float64
-    )
+    small = np.asarray(_luma_on_grey(rgba).resize((_DCT_SIZE, _DCT_SIZE), Image.Resampling.BOX), dtype=np.float64)
     low = _DCT_LOW @ small @ _DCT_LOW.T
     # Rounding keeps float noise in the near-zero coefficients of flat images from flipping bits.
     low = np.round(low, 6)

@@ -149,9 +149,7 @@ def _decode(data: bytes, fmt: str, max_pixels: int, max_frames: int) -> DecodedI
         return DecodedImage(format=fmt, width=width, height=height, mode=mode, frames=frames)
 
 
-def decode_image(
-    data: bytes, *, name: str = "", max_pixels: int = 64_000_000, max_frames: int = 256
-) -> DecodedImage:
+def decode_image(data: bytes, *, name: str = "", max_pixels: int = 64_000_000, max_frames: int = 256) -> DecodedImage:
     """Decode every distinct frame of an image file to RGBA, or raise ImageError saying why not.
 
     `name` is only a hint for TGA, which has no magic number. `max_pixels` bounds the pixels decoded over
