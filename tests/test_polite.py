@@ -64,3 +64,13 @@ def test_urls() -> None:
     assert art_type_tid("2d art") == 9 and art_type_tid("Texture") == 14 and art_type_tid("10") == 10
     assert is_dlcounter("https://opengameart.org/file/156865/dlcounter")
     assert not is_dlcounter("https://opengameart.org/sites/default/files/a.zip")
+
+
+def test_last_page_from_pager_or_header() -> None:
+    from ogasearch.crawl.oga import ListingPage
+    from ogasearch.crawl.stages import last_page_index
+
+    assert last_page_index(ListingPage([], total=16293, first=1, last_shown=24, last_page=678)) == 678
+    assert last_page_index(ListingPage([], total=300, first=1, last_shown=144, last_page=0)) == 2  # no pager
+    assert last_page_index(ListingPage([], total=None, first=None, last_shown=None, last_page=5)) == 5
+    assert last_page_index(ListingPage([], total=10, first=145, last_shown=154, last_page=1)) == 1

@@ -20,6 +20,7 @@ from typing import Any
 
 from ogasearch.crawl.oga import ArtPage, FileLink, ListingEntry
 from ogasearch.errors import CatalogError
+from ogasearch.ingest.records import FileResult
 
 # Each entry upgrades the schema from version i to i + 1.
 MIGRATIONS: tuple[str, ...] = (
@@ -118,6 +119,45 @@ MIGRATIONS: tuple[str, ...] = (
         body TEXT NOT NULL,
         fetched_at REAL NOT NULL
     );
+    """,
+    # 2: ingest entities (images, items) and the ingest state of files
+    """
+    ALTER TABLE files ADD COLUMN ingest_state TEXT NOT NULL DEFAULT 'pending';
+    ALTER TABLE files ADD COLUMN ingest_error TEXT;
+    ALTER TABLE files ADD COLUMN kind TEXT;
+    CREATE INDEX files_ingest ON files(ingest_state);
+    CREATE TABLE images (
+        id INTEGER PRIMARY KEY,
+        file_id INTEGER NOT NULL REFERENCES files(id),
+        archive_path TEXT NOT NULL,
+        frame INTEGER NOT NULL,
+        blob_sha256 TEXT,
+        format TEXT,
+        width INTEGER,
+        height INTEGER,
+        mode TEXT,
+        scale INTEGER,
+        box TEXT,
+        pixel_sha256 TEXT,
+        phash INTEGER,
+        sheet_kind TEXT,
+        grid TEXT,
+        state TEXT NOT NULL,
+        error TEXT,
+        UNIQUE (file_id, archive_path, frame)
+    );
+    CREATE TABLE items (
+        id INTEGER PRIMARY KEY,
+        image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        x0 INTEGER,
+        y0 INTEGER,
+        x1 INTEGER,
+        y1 INTEGER,
+        pixel_sha256 TEXT NOT NULL,
+        phash INTEGER NOT NULL
+    );
+    CREATE INDEX items_image ON items(image_id);
+    CREATE INDEX items_pixel_sha256 ON items(pixel_sha256);
     """,
 )
 
@@ -422,8 +462,9 @@ class Catalog:
             self._add_blob(sha256, size, content_type, now)
             self.db.execute(
                 "UPDATE files SET sha256=?, size=?, content_type=?, etag=?, last_modified=?, state='done', "
-                "error=NULL, attempt_run=?, fetched_at=? WHERE id=?",
-                (sha256, size, content_type, etag, last_modified, run_id, now, file_id),
+                "error=NULL, attempt_run=?, fetched_at=?, "
+                "ingest_state = CASE WHEN sha256 IS ? THEN ingest_state ELSE 'pending' END WHERE id=?",
+                (sha256, size, content_type, etag, last_modified, run_id, now, sha256, file_id),
             )
 
     def _add_blob(self, sha256: str, size: int, mime: str | None, now: float) -> None:
@@ -446,6 +487,108 @@ class Catalog:
                 (FAILED if permanent else ERROR, error, run_id, time.time(), file_id),
             )
 
+    # -- local files ----------------------------------------------------------
+
+    def register_local(self, url: str, name: str, sha256: str, size: int) -> bool:
+        """Record a local file (url = its file:// URI); True when it is new or changed."""
+        row = self.db.execute("SELECT sha256 FROM files WHERE url = ?", (url,)).fetchone()
+        if row is not None and row["sha256"] == sha256:
+            return False
+        now = time.time()
+        with self.transaction():
+            self._add_blob(sha256, size, None, now)
+            self.db.execute(
+                "INSERT INTO files (url, name, sha256, size, state, fetched_at, ingest_state) "
+                "VALUES (?, ?, ?, ?, 'done', ?, 'pending') ON CONFLICT(url) DO UPDATE SET name=excluded.name, "
+                "sha256=excluded.sha256, size=excluded.size, state='done', fetched_at=excluded.fetched_at, "
+                "ingest_state='pending', ingest_error=NULL",
+                (url, name, sha256, size, now),
+            )
+        return True
+
+    # -- ingest -----------------------------------------------------------------
+
+    def files_to_ingest(self, retry_errors: bool = False) -> list[sqlite3.Row]:
+        states = ("pending", "error") if retry_errors else ("pending",)
+        marks = ",".join("?" * len(states))
+        return self.db.execute(
+            f"SELECT id, url, name, sha256 FROM files WHERE state = 'done' AND sha256 IS NOT NULL "
+            f"AND ingest_state IN ({marks}) ORDER BY id",
+            states,
+        ).fetchall()
+
+    def store_ingest(self, result: FileResult) -> None:
+        """Replace a file's images and items with the ingest result, in one transaction."""
+        with self.transaction():
+            self.db.execute(
+                "DELETE FROM items WHERE image_id IN (SELECT id FROM images WHERE file_id = ?)", (result.file_id,)
+            )
+            self.db.execute("DELETE FROM images WHERE file_id = ?", (result.file_id,))
+            now = time.time()
+            for image in result.images:
+                if image.blob_sha256 and image.blob_size is not None:
+                    self._add_blob(image.blob_sha256, image.blob_size, image.format, now)
+                cur = self.db.execute(
+                    "INSERT OR IGNORE INTO images (file_id, archive_path, frame, blob_sha256, format, width, height, "
+                    "mode, scale, box, pixel_sha256, phash, sheet_kind, grid, state, error) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        result.file_id,
+                        image.archive_path,
+                        image.frame,
+                        image.blob_sha256,
+                        image.format,
+                        image.width,
+                        image.height,
+                        image.mode,
+                        image.scale,
+                        None if image.box is None else json.dumps(image.box),
+                        image.pixel_sha256,
+                        image.phash,
+                        image.sheet_kind,
+                        None if image.grid is None else json.dumps(image.grid),
+                        ERROR if image.error else DONE,
+                        image.error,
+                    ),
+                )
+                if not cur.rowcount:
+                    continue
+                self.db.executemany(
+                    "INSERT INTO items (image_id, x0, y0, x1, y1, pixel_sha256, phash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (cur.lastrowid, *(item.bbox or (None, None, None, None)), item.pixel_sha256, item.phash)
+                        for item in image.items
+                    ],
+                )
+            self.db.execute(
+                "UPDATE files SET kind = ?, ingest_state = ?, ingest_error = ? WHERE id = ?",
+                (result.kind, ERROR if result.error else DONE, result.error, result.file_id),
+            )
+
+    def item(self, item_id: int) -> dict[str, Any] | None:
+        """An item with its full provenance: image, file, archive path and OGA page(s)."""
+        row = self.db.execute(
+            "SELECT it.id AS item_id, it.x0, it.y0, it.x1, it.y1, it.pixel_sha256, it.phash, im.id AS image_id, "
+            "im.archive_path, im.frame, im.width, im.height, im.scale, im.format, im.blob_sha256, im.sheet_kind, "
+            "f.id AS file_id, f.url AS file_url, f.name AS file_name "
+            "FROM items it JOIN images im ON im.id = it.image_id JOIN files f ON f.id = im.file_id WHERE it.id = ?",
+            (item_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        info = dict(row)
+        bbox = (row["x0"], row["y0"], row["x1"], row["y1"])
+        info["bbox"] = None if row["x0"] is None else list(bbox)
+        for key in ("x0", "y0", "x1", "y1"):
+            del info[key]
+        pages = self.db.execute(
+            "SELECT p.url, p.title, p.author, p.licenses, p.attribution FROM page_files pf "
+            "JOIN art_pages p ON p.id = pf.page_id WHERE pf.file_id = ? ORDER BY p.id",
+            (row["file_id"],),
+        ).fetchall()
+        info["pages"] = [{**dict(p), "licenses": json.loads(p["licenses"])} for p in pages]
+        return info
+
     # -- status ---------------------------------------------------------------
 
     def status(self, max_errors: int = 50) -> dict[str, Any]:
@@ -454,6 +597,15 @@ class Catalog:
         for table in ("listing_pages", "art_pages", "files"):
             rows = self.db.execute(f"SELECT state, COUNT(*) AS n FROM {table} GROUP BY state").fetchall()
             counts[table] = {r["state"]: r["n"] for r in rows}
+        for table in ("images",):
+            rows = self.db.execute(f"SELECT state, COUNT(*) AS n FROM {table} GROUP BY state").fetchall()
+            counts[table] = {r["state"]: r["n"] for r in rows}
+        rows = self.db.execute(
+            "SELECT ingest_state AS state, COUNT(*) AS n FROM files WHERE state = 'done' GROUP BY ingest_state"
+        ).fetchall()
+        counts["ingest"] = {r["state"]: r["n"] for r in rows}
+        items = self.db.execute("SELECT COUNT(*) AS n, COUNT(x0) AS tiles FROM items").fetchone()
+        counts["items"] = {"whole": items["n"] - items["tiles"], "tiles": items["tiles"]}
         blobs = self.db.execute("SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM blobs").fetchone()
         counts["blobs"] = {"count": blobs["n"], "bytes": blobs["bytes"]}
         errors = []
@@ -463,6 +615,19 @@ class Catalog:
                 (max_errors,),
             ).fetchall()
             errors += [{"kind": kind, "url": r["url"], "state": r["state"], "error": r["error"]} for r in rows]
+        rows = self.db.execute(
+            "SELECT url, ingest_error FROM files WHERE ingest_state = 'error' ORDER BY url LIMIT ?", (max_errors,)
+        ).fetchall()
+        errors += [{"kind": "ingest", "url": r["url"], "state": "error", "error": r["ingest_error"]} for r in rows]
+        rows = self.db.execute(
+            "SELECT f.url, im.archive_path, im.error FROM images im JOIN files f ON f.id = im.file_id "
+            "WHERE im.state = 'error' ORDER BY f.url, im.archive_path LIMIT ?",
+            (max_errors,),
+        ).fetchall()
+        errors += [
+            {"kind": "image", "url": r["url"], "path": r["archive_path"], "state": "error", "error": r["error"]}
+            for r in rows
+        ]
         run = self.last_run()
         last = None
         if run is not None:

@@ -21,6 +21,7 @@ from ogasearch.crawl.client import PoliteClient
 from ogasearch.crawl.stages import Crawler, CrawlOptions
 from ogasearch.crawl.urls import art_type_tid
 from ogasearch.errors import OgasearchError
+from ogasearch.ingest.stage import IngestReport, add_paths, ingest
 
 log = logging.getLogger("ogasearch")
 
@@ -160,6 +161,75 @@ async def _crawl(cfg: Config, catalog: Catalog, store: BlobStore, opts: CrawlOpt
         return await Crawler(cfg, catalog, store, client).run(opts)
     finally:
         await client.aclose()
+
+
+INGEST_SETTINGS = (
+    "workers",
+    "max_archive_bytes",
+    "max_member_bytes",
+    "max_members",
+    "max_ratio",
+    "max_depth",
+    "max_image_pixels",
+    "max_frames",
+    "max_tiles",
+)
+
+
+def _echo_ingest(report: IngestReport) -> None:
+    click.echo(
+        f"ingested {report.files} files ({report.file_errors} with errors): {report.images} images "
+        f"({report.image_errors} undecodable), {report.items} items ({report.tiles} tiles)"
+    )
+
+
+@main.command(name="ingest")
+@click.option("--retry-errors", is_flag=True, help="Ingest again the files whose ingest failed.")
+@_setting_options(INGEST_SETTINGS)
+@click.pass_context
+@_reports_errors
+def ingest_command(ctx: click.Context, retry_errors: bool, **settings: Any) -> None:
+    """Unpack downloaded files, decode images, slice sheets: one item per image, frame and tile."""
+    cfg = _config(ctx, **settings)
+    catalog, store = open_store(cfg)
+    try:
+        _echo_ingest(ingest(cfg, catalog, store, retry_errors))
+    finally:
+        catalog.close()
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@_setting_options(INGEST_SETTINGS)
+@click.pass_context
+@_reports_errors
+def add(ctx: click.Context, paths: tuple[Path, ...], **settings: Any) -> None:
+    """Index local image files, folders and archives (items link to the local path)."""
+    cfg = _config(ctx, **settings)
+    catalog, store = open_store(cfg)
+    try:
+        seen, changed = add_paths(catalog, store, list(paths))
+        click.echo(f"found {seen} images and archives, {changed} new or changed")
+        _echo_ingest(ingest(cfg, catalog, store))
+    finally:
+        catalog.close()
+
+
+@main.command()
+@click.argument("item_id", type=int)
+@click.pass_context
+@_reports_errors
+def item(ctx: click.Context, item_id: int) -> None:
+    """Show one item as JSON: its image, box, file, archive path and OGA page(s)."""
+    cfg = _config(ctx)
+    catalog, _ = open_store(cfg)
+    try:
+        info = catalog.item(item_id)
+    finally:
+        catalog.close()
+    if info is None:
+        raise click.ClickException(f"no item {item_id}")
+    click.echo(json.dumps(info, indent=2, ensure_ascii=False))
 
 
 @main.command()

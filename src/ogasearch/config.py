@@ -52,6 +52,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("robots_ttl", 86400.0, float, "Seconds a fetched robots.txt is trusted (at most 24 h)."),
     Setting("items_per_page", 144, int, "Listing page size requested from the art search."),
     Setting("art_types", "2D Art", str, "Comma-separated art types to crawl, e.g. '2D Art,Texture'."),
+    Setting("workers", 0, int, "Worker processes for ingest (0: one per CPU core)."),
+    Setting("max_archive_bytes", 2 * 1024**3, int, "Uncompressed bytes read from one archive, nested ones included."),
+    Setting("max_member_bytes", 256 * 1024**2, int, "Uncompressed bytes of one archive member."),
+    Setting("max_members", 20_000, int, "Members read from one archive, nested ones included."),
+    Setting("max_ratio", 250.0, float, "Largest compression ratio accepted (zip-bomb guard)."),
+    Setting("max_depth", 4, int, "Deepest nesting of archives inside archives (the outer one is 1)."),
+    Setting("max_image_pixels", 64_000_000, int, "Largest image (width x height x frames) decoded."),
+    Setting("max_frames", 256, int, "Most frames read from one animation."),
+    Setting("max_tiles", 2048, int, "Most tile items cut from one sheet."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -74,6 +83,15 @@ class Config:
     robots_ttl: float
     items_per_page: int
     art_types: str
+    workers: int
+    max_archive_bytes: int
+    max_member_bytes: int
+    max_members: int
+    max_ratio: float
+    max_depth: int
+    max_image_pixels: int
+    max_frames: int
+    max_tiles: int
 
     @property
     def art_type_list(self) -> list[str]:
@@ -140,10 +158,22 @@ def load_config(
 def _validate(values: dict[str, Any]) -> None:
     if not values["base_url"].startswith(("http://", "https://")):
         raise ConfigError(f"base_url must start with http:// or https://, got {values['base_url']!r}")
-    for name in ("concurrency", "items_per_page", "max_file_bytes", "max_page_bytes"):
+    for name in (
+        "concurrency",
+        "items_per_page",
+        "max_file_bytes",
+        "max_page_bytes",
+        "max_archive_bytes",
+        "max_member_bytes",
+        "max_members",
+        "max_depth",
+        "max_image_pixels",
+        "max_frames",
+        "max_tiles",
+    ):
         if values[name] < 1:
             raise ConfigError(f"{name} must be at least 1, got {values[name]}")
-    for name in ("min_interval", "timeout", "backoff", "backoff_max", "retries"):
+    for name in ("min_interval", "timeout", "backoff", "backoff_max", "retries", "workers", "max_ratio"):
         if values[name] < 0:
             raise ConfigError(f"{name} must not be negative, got {values[name]}")
     if values["delay"] is not None and values["delay"] < 0:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from ogasearch.blobs import BlobStore
 from ogasearch.catalog import DONE, Catalog
 from ogasearch.config import Config
 from ogasearch.crawl.client import PoliteClient
-from ogasearch.crawl.oga import ParseError, parse_art_page, parse_listing
+from ogasearch.crawl.oga import ListingPage, ParseError, parse_art_page, parse_listing
 from ogasearch.crawl.urls import listing_url
 from ogasearch.errors import FetchError
 from ogasearch.progress import Progress
@@ -138,10 +139,10 @@ class Crawler:
             body_size=len(body),
             entries=listing.entries,
             total=listing.total,
-            last_page=listing.last_page,
+            last_page=last_page_index(listing),
             known=known,
         )
-        return len(listing.entries), listing.last_page, known
+        return len(listing.entries), last_page_index(listing), known
 
     # -- art pages --------------------------------------------------------------
 
@@ -235,6 +236,15 @@ class Crawler:
         )
         report.files_downloaded += 1
         report.bytes_downloaded += resp.size
+
+
+def last_page_index(listing: ListingPage) -> int | None:
+    """The last page to read: from the pager, or from "Displaying a - b of N" when the pager says less."""
+    pages = listing.last_page
+    if listing.total and listing.first == 1 and listing.last_shown:
+        from_header = math.ceil(listing.total / listing.last_shown) - 1
+        pages = from_header if pages is None else max(pages, from_header)
+    return pages
 
 
 async def _run_workers(

@@ -1,0 +1,559 @@
+"""Cut tile sheets into tiles, so that a query tile finds the sheet it came from.
+
+Pure functions on an ``(H, W, 4)`` uint8 RGBA array. Three outcomes:
+
+- ``grid``: the sheet is a regular grid of cells (with or without gutters and margins). The grid is read from
+  the pixels: first from background gutters with a regular period, else from the lines where content
+  continues least and starts or ends most, tried for common pixel-art tile sizes and the sizes that divide the
+  image.
+- ``components``: an irregular sheet (a packed atlas, sprites at arbitrary positions): the boxes of the
+  8-connected groups of non-background pixels, with nearby pieces merged and specks dropped.
+- ``single``: not a sheet; the whole image is the only item.
+
+Background is every pixel with alpha 0 whatever its RGB; an image with no transparency uses the colour that
+dominates its border instead, if one does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), exclusive x1/y1, in the sheet's pixel coordinates
+
+# Common pixel-art tile sizes: always tried, and they win when gutters leave the cell size ambiguous.
+PREFERRED_SIZES = (8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 72, 80, 96, 128, 192, 256)
+MIN_TILE = 8
+# An opaque image's border colour is its background if it covers this share of the border.
+BORDER_BACKGROUND_SHARE = 0.5
+# A period is a grid when its lines score this much above the ordinary lines near content.
+GRID_MARGIN = 0.15
+# A finer period is kept when its extra lines score this much, and this much above ordinary lines near content.
+FINER_SCORE = 0.3
+FINER_CONTRAST = 0.25
+# A finer size must split content: coarse cells with content hold this many non-empty parts on average.
+FINER_SPLIT = 1.5
+# ... or the content must repeat at its shift: share of equal detailed pixels, over at least this share of
+# them, this much more than half a size further, and within this much of the coarse shift.
+REPEAT_RATE = 0.3
+REPEAT_OVERLAP = 0.3
+REPEAT_CONTRAST = 0.12
+REPEAT_SLACK = 0.3
+# Rows sampled when measuring repetition on a large sheet.
+REPEAT_ROWS = 512
+# Sparse sheets: the content profile must repeat this well at the size, which is the smallest this close to
+# the best.
+RUN_REPEAT = 0.6
+RUN_NEAR_TOP = 0.9
+# Score handicaps of a grid with a leading margin, and of one that leaves a partial cell at the end.
+PHASE_PENALTY = 0.15
+FIT_PENALTY = 0.15
+# Pieces closer than this many pixels belong to the same sprite; atlases pad sprites by 2 px or more.
+MERGE_GAP = 1
+# Rows per band when scoring a column line (and columns per band for a row line).
+BAND = 16
+# A single-cell axis is allowed next to a split axis when the cell's sides stay within this ratio.
+MAX_ASPECT = 4
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A regular grid: ``cols`` x ``rows`` cells of ``tile_w`` x ``tile_h``, after a margin, with spacing."""
+
+    tile_w: int
+    tile_h: int
+    margin_x: int
+    margin_y: int
+    spacing_x: int
+    spacing_y: int
+    cols: int
+    rows: int
+
+    def boxes(self) -> list[Box]:
+        """Every cell's box in reading order (row by row)."""
+        return [
+            (x, y, x + self.tile_w, y + self.tile_h)
+            for y in _starts(self.margin_y, self.tile_h, self.spacing_y, self.rows)
+            for x in _starts(self.margin_x, self.tile_w, self.spacing_x, self.cols)
+        ]
+
+
+@dataclass
+class SheetSlices:
+    """How a sheet was cut, and the tiles worth indexing."""
+
+    kind: str  # 'grid' | 'components' | 'single' (not a sheet: the whole image is the only item)
+    grid: Grid | None
+    boxes: list[Box]  # kept tiles, after dropping empty/uniform cells and de-duplicating identical cells
+
+
+@dataclass(frozen=True)
+class _AxisFit:
+    """The grid along one axis: cell size, spacing, margin and cell count."""
+
+    size: int
+    spacing: int
+    margin: int
+    count: int
+
+
+def detect_grid(rgba: np.ndarray) -> Grid | None:
+    """The tile grid of a sheet, or None when the pixels show no regular grid."""
+    key, fg = _pixel_keys(rgba)
+    return _detect_grid(key, fg, MIN_TILE)
+
+
+def slice_sheet(rgba: np.ndarray, *, max_tiles: int = 2048, min_tile: int = MIN_TILE) -> SheetSlices:
+    """Cut a sheet into the tiles worth indexing: grid cells, else sprite boxes, else the whole image."""
+    height, width = rgba.shape[:2]
+    whole = SheetSlices("single", None, [(0, 0, width, height)])
+    if width < 2 * min_tile and height < 2 * min_tile:
+        return whole
+    key, fg = _pixel_keys(rgba)
+    grid = _detect_grid(key, fg, min_tile)
+    if grid is not None:
+        boxes = _distinct_cells(key, grid, max_tiles)
+        if len(boxes) >= 2:
+            return SheetSlices("grid", grid, boxes)
+    boxes = _distinct_boxes(key, _sprite_boxes(fg, min_tile), max_tiles)
+    if len(boxes) >= 2:
+        return SheetSlices("components", None, boxes)
+    return whole
+
+
+def _starts(margin: int, size: int, spacing: int, count: int) -> range:
+    return range(margin, margin + count * (size + spacing), size + spacing)
+
+
+def _pixel_keys(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's RGBA packed into a uint32 with background as 0, and the foreground mask.
+
+    Zeroing the background makes transparent pixels equal whatever RGB they carry, so empty, uniform and
+    duplicate cells compare by plain equality.
+    """
+    if rgba.ndim != 3 or rgba.shape[2] != 4 or rgba.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 4) uint8 array, got {rgba.shape} {rgba.dtype}")
+    key = np.ascontiguousarray(rgba).view("<u4")[..., 0]
+    fg = rgba[..., 3] > 0
+    if fg.all():
+        border = np.concatenate([key[0], key[-1], key[1:-1, 0], key[1:-1, -1]])
+        values, counts = np.unique(border, return_counts=True)
+        top = counts.argmax()
+        if counts[top] >= BORDER_BACKGROUND_SHARE * border.size:
+            fg = key != values[top]
+    return np.where(fg, key, 0).astype(np.uint32), fg
+
+
+# --- grid detection ---------------------------------------------------------------------------------------
+
+
+def _detect_grid(key: np.ndarray, fg: np.ndarray, min_tile: int) -> Grid | None:
+    """Fit each axis on its own, then check that the cells make a plausible sheet."""
+    height, width = fg.shape
+    if not fg.any():
+        return None
+    informative = _informative(key, fg)
+    fit_x = _fit_axis(_Axis(key, fg, informative), min_tile)
+    fit_y = _fit_axis(_Axis(key.T, fg.T, informative.T), min_tile)
+    if fit_x is None and fit_y is None:
+        return None
+    if fit_x is None:
+        fit_x = _whole_axis(width, fit_y)
+    if fit_y is None:
+        fit_y = _whole_axis(height, fit_x)
+    if fit_x is None or fit_y is None or fit_x.count * fit_y.count < 2:
+        return None
+    return Grid(
+        fit_x.size, fit_y.size, fit_x.margin, fit_y.margin, fit_x.spacing, fit_y.spacing, fit_x.count, fit_y.count
+    )
+
+
+def _whole_axis(length: int, other: _AxisFit) -> _AxisFit | None:
+    """One cell across a whole axis (a strip of frames), if the cells stay tile-shaped."""
+    if length > MAX_ASPECT * other.size or other.size > MAX_ASPECT * length:
+        return None
+    return _AxisFit(length, 0, 0, 1)
+
+
+def _informative(key: np.ndarray, fg: np.ndarray) -> np.ndarray:
+    """Foreground pixels that differ from their left or upper neighbour: flat areas repeat at any shift."""
+    changed = np.zeros(fg.shape, dtype=bool)
+    changed[:, 1:] |= key[:, 1:] != key[:, :-1]
+    changed[1:, :] |= key[1:, :] != key[:-1, :]
+    return changed & fg
+
+
+def _true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and (exclusive) ends of the runs of True in a 1-D mask."""
+    padded = np.concatenate([[0], mask.astype(np.int8), [0]])
+    change = np.diff(padded)
+    return np.flatnonzero(change == 1), np.flatnonzero(change == -1)
+
+
+def _line_scores(key: np.ndarray, fg: np.ndarray) -> np.ndarray:
+    """How much each line between columns x-1 and x looks like a cell boundary, in [0, 1]; index x-1.
+
+    Per band of BAND rows: the share of the rows with content beside the line where that content does not
+    carry on across it (carrying on in the same colour counts fully, in another colour half: touching
+    tiles rarely match at their seam). Shares, not counts, so that the thin top of a sprite does not look
+    like a boundary. A line's score is the median over the bands where it has content beside it, so that
+    one odd region (a text box, a big sprite) does not hide the grid elsewhere; through empty space, 1.
+    """
+    pad = -fg.shape[0] % BAND
+    if pad:
+        fg = np.pad(fg, ((0, pad), (0, 0)))
+        key = np.pad(key, ((0, pad), (0, 0)))
+    left, right = fg[:, :-1], fg[:, 1:]
+    both = left & right
+    same = both & (key[:, 1:] == key[:, :-1])
+    bands = (-1, BAND, fg.shape[1] - 1)
+    active = (left | right).reshape(bands).sum(axis=1, dtype=np.float64)
+    carried = same.reshape(bands).sum(axis=1) + 0.5 * (both & ~same).reshape(bands).sum(axis=1)
+    share = np.where(active > 0, 1.0 - carried / np.maximum(active, 1.0), np.nan)
+    scores = np.ones(share.shape[1])
+    seen = (active > 0).any(axis=0)
+    if seen.any():
+        scores[seen] = np.nanmedian(share[:, seen], axis=0)
+    return scores
+
+
+class _Axis:
+    """One axis of a sheet seen along its columns (transposed arrays give the rows), with the evidence.
+
+    Only lines with content within one cell on both sides are evidence: a line in empty space says nothing
+    about the grid, so a sparse sheet is not cut finer than its sprites.
+    """
+
+    def __init__(self, key: np.ndarray, fg: np.ndarray, informative: np.ndarray) -> None:
+        step = max(1, fg.shape[0] // REPEAT_ROWS)
+        self.key, self.fg, self.informative = key[::step], fg[::step], informative[::step]
+        self.length = fg.shape[1]
+        self.filled = fg.any(axis=0)
+        self.starts, self.ends = _true_runs(self.filled)
+        self.lead = int(self.starts[0])
+        self.scores = _line_scores(key, fg)
+        self.ordinary = float(self.scores[self.filled[1:] | self.filled[:-1]].mean())
+        self._filled_before = np.concatenate([[0], np.cumsum(self.filled)])
+
+    def grid(self, size: int, phase: int) -> np.ndarray:
+        """Interior lines (0 < x < length) of cells of ``size`` starting at ``phase``."""
+        return np.arange(phase if phase > 0 else size, self.length, size)
+
+    def content(self, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+        """Whether each span [start, stop) of lines has content."""
+        before = self._filled_before
+        return before[np.clip(stop, 0, self.length)] > before[np.clip(start, 0, self.length)]
+
+    def separating(self, lines: np.ndarray, size: int) -> np.ndarray:
+        """The lines with content within ``size`` on both sides."""
+        return lines[self.content(lines - size, lines) & self.content(lines, lines + size)]
+
+    def mean(self, lines: np.ndarray) -> float:
+        """Mean line score, shrunk towards an ordinary line so that a few lucky lines do not make a grid."""
+        return float((self.scores[lines - 1].sum() + self.ordinary) / (len(lines) + 1))
+
+    def repeat(self, shift: int) -> tuple[float, float]:
+        """How often a detailed pixel equals the pixel ``shift`` further on, and how many pairs there were.
+
+        Autotiles and animation frames repeat at the tile period even where no line separates them.
+        """
+        if shift >= self.length:
+            return 0.0, 0.0
+        fg, key, informative = self.fg, self.key, self.informative
+        pairs = fg[:, :-shift] & fg[:, shift:] & (informative[:, :-shift] | informative[:, shift:])
+        count = int(pairs.sum())
+        if count == 0:
+            return 0.0, 0.0
+        equal = int((pairs & (key[:, :-shift] == key[:, shift:])).sum())
+        return equal / count, count / max(1, int(informative.sum()))
+
+    def split(self, size: int, phase: int, divisor: int) -> float:
+        """Mean number of non-empty sub-cells of ``divisor`` per non-empty cell of ``size``."""
+        cells = np.arange(phase, self.length - size + 1, size)
+        parts = np.stack([self.content(cells + i, cells + i + divisor) for i in range(0, size, divisor)])
+        counts = parts.sum(axis=0)
+        return float(counts[counts > 0].mean()) if (counts > 0).any() else 0.0
+
+
+def _fit_axis(axis: _Axis, min_tile: int) -> _AxisFit | None:
+    """The grid along one axis, or None for no split: gutters, else boundary lines, else run positions."""
+    length = axis.length
+    gutters = _gutter_fit(axis.starts, axis.ends, length, min_tile)
+    if gutters is not None:
+        return gutters
+    sizes = {t for t in PREFERRED_SIZES if t < length}
+    sizes |= {d for d in range(min_tile, length // 2 + 1) if length % d == 0}
+    pitch = _run_pitch(axis.starts)
+    if pitch is not None:
+        sizes.add(pitch)
+    candidates = sorted(t for t in sizes if t >= min_tile)
+    return _periodic_fit(axis, candidates, min_tile) or _run_grid_fit(axis, candidates)
+
+
+def _gutter_fit(starts: np.ndarray, ends: np.ndarray, length: int, min_tile: int) -> _AxisFit | None:
+    """A grid whose cells are separated by narrow background gutters, read from the runs of non-empty lines.
+
+    It holds when the longest runs all have one length and start on one period, and every run lies inside
+    a cell. Wide gutters, or a cell size that is not a common tile size on a period that is, mean sprites
+    with transparent padding inside cells of the period's size: that is left to the other fits.
+    """
+    if len(starts) < 2:
+        return None
+    lengths = ends - starts
+    size = int(lengths.max())
+    full = starts[lengths == size]
+    if size < min_tile or len(full) < 2:
+        return None
+    pitch = int(np.diff(full).min())
+    spacing = pitch - size
+    if spacing < 1 or spacing > max(2, size // 4) or np.any(np.diff(full) % pitch):
+        return None
+    if size not in PREFERRED_SIZES and pitch in PREFERRED_SIZES:
+        return None
+    margin = int(full[0] % pitch)
+    offset = (starts - margin) % pitch
+    if np.any(offset + lengths > size):
+        return None
+    count = (length - margin + spacing) // pitch
+    if count < 2 or ends.max() > margin + (count - 1) * pitch + size:
+        return None
+    return _AxisFit(size, spacing, margin, count)
+
+
+def _run_pitch(starts: np.ndarray) -> int | None:
+    """The most common distance between starts of content runs: a candidate cell size."""
+    if len(starts) < 3:
+        return None
+    values, counts = np.unique(np.diff(starts), return_counts=True)
+    return int(values[counts.argmax()])
+
+
+def _periodic_fit(axis: _Axis, sizes: list[int], min_tile: int) -> _AxisFit | None:
+    """The best cell size and phase whose lines look like boundaries, refined to its finest good divisor.
+
+    The phase may only skip leading background (a margin); phase 0 and grids that fill the axis exactly
+    win ties. A multiple of the true size scores as well as the size itself, so the best size is walked
+    down through its divisors, keeping each one whose extra lines also look like boundaries or at whose
+    shift the content repeats.
+    """
+    length = axis.length
+    best: tuple[float, int, int] | None = None
+    for size in sizes:
+        phased: tuple[float, int] | None = None
+        for phase in range(min(size, axis.lead + 1)):
+            if (length - phase) // size < 2:
+                continue
+            evidence = axis.separating(axis.grid(size, phase), size)
+            if len(evidence) == 0:
+                continue
+            score = axis.mean(evidence) - PHASE_PENALTY * (phase > 0)
+            if phased is None or score > phased[0]:
+                phased = (score, phase)
+        if phased is None:
+            continue
+        score, phase = phased
+        score -= FIT_PENALTY * ((length - phase) % size > 0)
+        if best is None or score > best[0]:
+            best = (score, size, phase)
+    if best is None or best[0] < axis.ordinary + GRID_MARGIN:
+        return None
+    _, size, phase = best
+    accepted = [size]
+    for divisor in range(size - 1, min_tile - 1, -1):
+        if size % divisor == 0:
+            coarser = min(a for a in accepted if a % divisor == 0)
+            if _finer_holds(axis, phase, divisor, coarser):
+                accepted.append(divisor)
+    size = min(accepted)
+    phase %= size
+    return _AxisFit(size, 0, phase, (length - phase) // size)
+
+
+def _finer_holds(axis: _Axis, phase: int, divisor: int, coarser: int) -> bool:
+    """Whether cells of ``divisor`` are real inside cells of ``coarser``.
+
+    They must split content (most coarse cells hold content in more than one part), and either the extra
+    lines look like boundaries, clearly more than the other lines near content, or the content repeats at
+    the divisor's shift much more than half a divisor further on, about as well as at the coarse shift.
+    """
+    if axis.split(coarser, phase % coarser, divisor) < FINER_SPLIT:
+        return False
+    extra = np.setdiff1d(axis.grid(divisor, phase % divisor), axis.grid(coarser, phase % coarser))
+    extra = axis.separating(extra, divisor)
+    every = np.arange(1, axis.length)
+    others = axis.separating(every[(every - phase) % divisor > 0], divisor)
+    if len(extra) and len(others):
+        score = axis.mean(extra)
+        if score >= FINER_SCORE and score - float(axis.scores[others - 1].mean()) >= FINER_CONTRAST:
+            return True
+    rate, overlap = axis.repeat(divisor)
+    return (
+        overlap >= REPEAT_OVERLAP
+        and rate >= REPEAT_RATE
+        and rate - axis.repeat(divisor + divisor // 2)[0] >= REPEAT_CONTRAST
+        and rate >= axis.repeat(coarser)[0] - REPEAT_SLACK
+    )
+
+
+def _run_grid_fit(axis: _Axis, sizes: list[int]) -> _AxisFit | None:
+    """A grid read from where sparse content sits: every run of content inside one cell, same place in each.
+
+    For sheets whose sprites are small in their cells every line near content is clean, so lines cannot
+    tell the period; the runs can: the smallest size that holds each run in one cell and at which the
+    content profile repeats.
+    """
+    if len(axis.starts) < 3:
+        return None
+    longest = int((axis.ends - axis.starts).max())
+    filled = axis.filled
+    total = filled.sum()
+    found: list[tuple[float, int, int]] = []
+    for size in sizes:
+        if size < longest or axis.length // size < 2:
+            continue
+        phase = next(
+            (
+                p
+                for p in range(min(size, axis.lead + 1))
+                if np.array_equal((axis.starts - p) // size, (axis.ends - 1 - p) // size)
+            ),
+            None,
+        )
+        if phase is not None:
+            found.append((float((filled[:-size] & filled[size:]).sum() / total), size, phase))
+    if not found:
+        return None
+    top = max(rate for rate, _, _ in found)
+    if top < RUN_REPEAT:
+        return None
+    rate, size, phase = next(f for f in found if f[0] >= RUN_NEAR_TOP * top)
+    return _AxisFit(size, 0, phase, (axis.length - phase) // size)
+
+
+def _distinct_cells(key: np.ndarray, grid: Grid, max_tiles: int) -> list[Box]:
+    """The grid's cells minus empty and uniform ones and repeats of an earlier cell, in reading order."""
+    ys = np.array(_starts(grid.margin_y, grid.tile_h, grid.spacing_y, grid.rows))[:, None] + np.arange(grid.tile_h)
+    xs = np.array(_starts(grid.margin_x, grid.tile_w, grid.spacing_x, grid.cols))[:, None] + np.arange(grid.tile_w)
+    cells = key[ys[:, None, :, None], xs[None, :, None, :]].reshape(grid.rows * grid.cols, -1)
+    varied = ~(cells == cells[:, :1]).all(axis=1)
+    _, first = np.unique(cells, axis=0, return_index=True)
+    keep = np.zeros(len(cells), dtype=bool)
+    keep[first] = True
+    keep &= varied
+    boxes = grid.boxes()
+    return [boxes[i] for i in np.flatnonzero(keep)[:max_tiles]]
+
+
+# --- connected components ---------------------------------------------------------------------------------
+
+
+def _sprite_boxes(fg: np.ndarray, min_tile: int) -> list[Box]:
+    """Boxes of 8-connected foreground groups, merged when within MERGE_GAP px, specks dropped; reading order."""
+    boxes, areas = _component_boxes(fg)
+    while len(boxes) > 1:
+        canvas = np.zeros((fg.shape[0] + MERGE_GAP, fg.shape[1] + MERGE_GAP), dtype=bool)
+        for x0, y0, x1, y1 in boxes:
+            canvas[y0 : y1 + MERGE_GAP, x0 : x1 + MERGE_GAP] = True
+        labels, groups = _label(canvas)
+        group = labels[boxes[:, 1], boxes[:, 0]]
+        if groups == len(boxes):
+            break
+        merged = np.empty((groups, 4), dtype=np.int64)
+        merged[:, :2] = np.iinfo(np.int64).max
+        merged[:, 2:] = -1
+        np.minimum.at(merged[:, 0], group, boxes[:, 0])
+        np.minimum.at(merged[:, 1], group, boxes[:, 1])
+        np.maximum.at(merged[:, 2], group, boxes[:, 2])
+        np.maximum.at(merged[:, 3], group, boxes[:, 3])
+        areas = np.bincount(group, weights=areas, minlength=groups)
+        boxes = merged
+    big = areas >= min_tile * min_tile / 4
+    order = np.lexsort((boxes[big, 0], boxes[big, 1]))
+    return [tuple(int(v) for v in box) for box in boxes[big][order]]
+
+
+def _component_boxes(fg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (N, 4) and pixel counts (N,) of the 8-connected components of a mask."""
+    rows, x0, x1, label, count = _labelled_runs(fg)
+    if count == 0:
+        return np.zeros((0, 4), dtype=np.int64), np.zeros(0)
+    boxes = np.empty((count, 4), dtype=np.int64)
+    boxes[:, :2] = np.iinfo(np.int64).max
+    boxes[:, 2:] = -1
+    np.minimum.at(boxes[:, 0], label, x0)
+    np.minimum.at(boxes[:, 1], label, rows)
+    np.maximum.at(boxes[:, 2], label, x1)
+    np.maximum.at(boxes[:, 3], label, rows + 1)
+    return boxes, np.bincount(label, weights=x1 - x0, minlength=count)
+
+
+def _label(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """An 8-connected label image of a mask (background -1) and the number of labels."""
+    rows, x0, x1, label, count = _labelled_runs(mask)
+    image = np.full(mask.shape, -1, dtype=np.int64)
+    width = mask.shape[1]
+    flat = image.reshape(-1)
+    lengths = x1 - x0
+    pixel = np.repeat(rows * width + x0 - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+    flat[pixel] = np.repeat(label, lengths)
+    return image, count
+
+
+def _labelled_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Horizontal runs of a mask (row, x0, x1) with an 8-connected component label each, and the label count.
+
+    Runs in adjacent rows that overlap or touch diagonally are joined; the union-find is done with array
+    operations (hook each root to the smaller one, then compress paths) so large atlases stay fast.
+    """
+    height, width = mask.shape
+    padded = np.zeros((height, width + 2), dtype=np.int8)
+    padded[:, 1:-1] = mask
+    change = np.diff(padded, axis=1)
+    rows, x0 = np.nonzero(change == 1)
+    x1 = np.nonzero(change == -1)[1]
+    n = len(rows)
+    if n == 0:
+        return rows, x0, x1, np.zeros(0, dtype=np.int64), 0
+    stride = width + 2
+    start = rows * stride + x0
+    end = rows * stride + x1
+    lo = np.searchsorted(end, (rows + 1) * stride + x0, side="left")
+    hi = np.searchsorted(start, (rows + 1) * stride + x1, side="right")
+    links = np.maximum(hi - lo, 0)
+    a = np.repeat(np.arange(n), links)
+    b = np.repeat(lo, links) + np.arange(links.sum()) - np.repeat(np.cumsum(links) - links, links)
+    parent = np.arange(n)
+    while len(a):
+        ra, rb = parent[a], parent[b]
+        differ = ra != rb
+        if not differ.any():
+            break
+        a, b, ra, rb = a[differ], b[differ], ra[differ], rb[differ]
+        np.minimum.at(parent, np.maximum(ra, rb), np.minimum(ra, rb))
+        while True:
+            jumped = parent[parent]
+            if np.array_equal(jumped, parent):
+                break
+            parent = jumped
+    _, label = np.unique(parent, return_inverse=True)
+    return rows, x0, x1, label, int(label.max()) + 1
+
+
+def _distinct_boxes(key: np.ndarray, boxes: list[Box], max_tiles: int) -> list[Box]:
+    """Boxes minus uniform ones and repeats of an earlier box's pixels, capped at max_tiles."""
+    kept: list[Box] = []
+    seen: set[tuple[int, int, bytes]] = set()
+    for box in boxes:
+        x0, y0, x1, y1 = box
+        crop = key[y0:y1, x0:x1]
+        if (crop == crop.flat[0]).all():
+            continue
+        fingerprint = (x1 - x0, y1 - y0, crop.tobytes())
+        if fingerprint in seen:
+            continue
+        seen.add(fingerprint)
+        kept.append(box)
+        if len(kept) >= max_tiles:
+            break
+    return kept
