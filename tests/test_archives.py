@@ -362,18 +362,13 @@ def zeros_zip(megabytes: int) -> bytes:
 
 def test_zip_bomb_stops_at_the_ratio() -> None:
     data = zeros_zip(40)  # under the member cap, 1000 times its compressed size
-    started = time.monotonic()
     members, error, _ = read(data, "bomb.zip")
-    assert time.monotonic() - started < 0.5
     assert paths(members) == ["ok.png"]
     assert error == "bomb.zip: expands more than 250 times its size (a zip bomb?); stopped reading"
 
 
 def test_zip_bomb_over_the_member_cap_fails_before_reading() -> None:
-    data = zeros_zip(300)
-    started = time.monotonic()
-    members, error, _ = read(data, "bomb.zip")
-    assert time.monotonic() - started < 0.1
+    members, error, _ = read(zeros_zip(300), "bomb.zip")  # the declared size fails it: nothing inflated
     assert paths(members) == ["ok.png"]
     assert error == f"bomb.zip: 'bomb.bmp' is larger than {256 * 1024**2} bytes (limit)"
 
@@ -410,7 +405,7 @@ def test_too_many_members_fail_before_reading_any() -> None:
             archive.writestr(f"{i}.png", b"")
     started = time.monotonic()
     members, error, _ = read(buf.getvalue(), "many.zip", limits=ArchiveLimits(max_members=1000))
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 0.25  # zipfile alone takes longer to parse 100k entries
     assert members == []
     assert error == "many.zip: 100000 entries; more than the limit of 1000 per archive"
 

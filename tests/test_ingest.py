@@ -99,7 +99,7 @@ def test_add_folder_gives_items_per_image_frame_and_tile(tmp_path: Path) -> None
     big = np.repeat(np.repeat(hero, 3, axis=0), 3, axis=1)  # uploaded at x3
     (assets / "sub dir" / "hero x3.png").write_bytes(png(big))
     tiles = [sprite(10 + k) for k in range(6)]
-    (assets / "sheet.png").write_bytes(png(sheet(tiles + [tiles[0]], cols=4)))  # one duplicate cell
+    (assets / "sheet.png").write_bytes(png(sheet([*tiles, tiles[0]], cols=4)))  # one duplicate cell
     frames = [Image.fromarray(sprite(20 + k), "RGBA") for k in range(3)]
     gif = io.BytesIO()
     frames[0].save(gif, "GIF", save_all=True, append_images=[frames[1], frames[0], frames[2]], duration=100)

@@ -386,7 +386,7 @@ def _backend_errors(level: _Level) -> Iterator[None]:
     except ArchiveError:
         raise
     except libarchive.exception.ArchiveError as exc:
-        message = getattr(exc, "msg", None) or str(exc)
+        message = getattr(exc, "msg", None) or "unrecognised data"
         if any(word in message.lower() for word in ("encrypt", "passphrase", "password")):
             raise _encrypted(level) from exc
         raise _Unreadable(f"{level.where}: cannot read ({message})") from exc

@@ -32,9 +32,7 @@ def _check_rgba(rgba: np.ndarray) -> None:
 def clear_transparent(rgba: np.ndarray) -> np.ndarray:
     """A C-contiguous copy with the RGB of fully transparent pixels zeroed: invisible colour never counts."""
     _check_rgba(rgba)
-    out = np.array(rgba, dtype=np.uint8, order="C", copy=True)
-    out[out[..., 3] == 0] = 0
-    return out
+    return np.ascontiguousarray(rgba * (rgba[..., 3:] != 0))
 
 
 def _packed(rgba: np.ndarray) -> np.ndarray:

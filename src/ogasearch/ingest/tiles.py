@@ -32,6 +32,8 @@ GRID_MARGIN = 0.15
 # A finer period is kept when its extra lines score this much, and this much above ordinary lines near content.
 FINER_SCORE = 0.3
 FINER_CONTRAST = 0.25
+# ... and the lines at each place inside a coarse cell must score this on their own.
+FINER_WORST = 0.25
 # A finer size must split content: coarse cells with content hold this many non-empty parts on average.
 FINER_SPLIT = 1.5
 # ... or the content must repeat at its shift: share of equal detailed pixels, over at least this share of
@@ -42,10 +44,14 @@ REPEAT_CONTRAST = 0.12
 REPEAT_SLACK = 0.3
 # Rows sampled when measuring repetition on a large sheet.
 REPEAT_ROWS = 512
-# Sparse sheets: the content profile must repeat this well at the size, which is the smallest this close to
-# the best.
-RUN_REPEAT = 0.6
-RUN_NEAR_TOP = 0.9
+# Sparse sheets: this share of cells must start their content at one offset (give or take this share of the
+# size: animation frames sway), and this share of the cells between the first and last with content must
+# have some.
+RUN_ALIGNED = 0.6
+RUN_JITTER = 0.125
+RUN_OCCUPIED = 0.6
+# Pseudo-lines of ordinary score added to every mean: one or two clean lines are not a grid.
+PRIOR_LINES = 1
 # Score handicaps of a grid with a leading margin, and of one that leaves a partial cell at the end.
 PHASE_PENALTY = 0.15
 FIT_PENALTY = 0.15
@@ -53,8 +59,10 @@ FIT_PENALTY = 0.15
 MERGE_GAP = 1
 # Rows per band when scoring a column line (and columns per band for a row line).
 BAND = 16
-# A single-cell axis is allowed next to a split axis when the cell's sides stay within this ratio.
-MAX_ASPECT = 4
+# A single-cell axis is allowed next to a split axis (a strip of frames) when the cell's sides stay within
+# this ratio and the strip has at least MIN_STRIP cells: two halves of one sprite are not a strip.
+MAX_ASPECT = 2
+MIN_STRIP = 3
 
 
 @dataclass(frozen=True)
@@ -170,8 +178,8 @@ def _detect_grid(key: np.ndarray, fg: np.ndarray, min_tile: int) -> Grid | None:
 
 
 def _whole_axis(length: int, other: _AxisFit) -> _AxisFit | None:
-    """One cell across a whole axis (a strip of frames), if the cells stay tile-shaped."""
-    if length > MAX_ASPECT * other.size or other.size > MAX_ASPECT * length:
+    """One cell across a whole axis (a strip of frames), if the cells stay tile-shaped and there are a few."""
+    if length > MAX_ASPECT * other.size or other.size > MAX_ASPECT * length or other.count < MIN_STRIP:
         return None
     return _AxisFit(length, 0, 0, 1)
 
@@ -251,7 +259,7 @@ class _Axis:
 
     def mean(self, lines: np.ndarray) -> float:
         """Mean line score, shrunk towards an ordinary line so that a few lucky lines do not make a grid."""
-        return float((self.scores[lines - 1].sum() + self.ordinary) / (len(lines) + 1))
+        return float((self.scores[lines - 1].sum() + PRIOR_LINES * self.ordinary) / (len(lines) + PRIOR_LINES))
 
     def repeat(self, shift: int) -> tuple[float, float]:
         """How often a detailed pixel equals the pixel ``shift`` further on, and how many pairs there were.
@@ -373,19 +381,25 @@ def _periodic_fit(axis: _Axis, sizes: list[int], min_tile: int) -> _AxisFit | No
 def _finer_holds(axis: _Axis, phase: int, divisor: int, coarser: int) -> bool:
     """Whether cells of ``divisor`` are real inside cells of ``coarser``.
 
-    They must split content (most coarse cells hold content in more than one part), and either the extra
-    lines look like boundaries, clearly more than the other lines near content, or the content repeats at
+    They must split content (most coarse cells hold content in more than one part), and either the lines
+    they add look like boundaries, clearly more than the other lines near content, at every place inside a
+    coarse cell (sprite outlines in sparse sheets look like boundaries too), and some of them lie on no grid
+    between the two sizes (so they are not just a middle size's lines); or the content repeats at
     the divisor's shift much more than half a divisor further on, about as well as at the coarse shift.
     """
     if axis.split(coarser, phase % coarser, divisor) < FINER_SPLIT:
         return False
-    extra = np.setdiff1d(axis.grid(divisor, phase % divisor), axis.grid(coarser, phase % coarser))
-    extra = axis.separating(extra, divisor)
+    lines = axis.grid(divisor, phase % divisor)
+    extra = axis.separating(np.setdiff1d(lines, axis.grid(coarser, phase % coarser)), divisor)
+    new = axis.separating(lines[np.gcd((lines - phase % divisor) // divisor, coarser // divisor) == 1], divisor)
     every = np.arange(1, axis.length)
     others = axis.separating(every[(every - phase) % divisor > 0], divisor)
-    if len(extra) and len(others):
+    if len(new) and len(others):
         score = axis.mean(extra)
-        if score >= FINER_SCORE and score - float(axis.scores[others - 1].mean()) >= FINER_CONTRAST:
+        place = (extra - phase % divisor) // divisor % (coarser // divisor)
+        worst = min(float(axis.scores[extra[place == p] - 1].mean()) for p in np.unique(place))
+        contrast = score - float(axis.scores[others - 1].mean())
+        if score >= FINER_SCORE and contrast >= FINER_CONTRAST and worst >= FINER_WORST:
             return True
     rate, overlap = axis.repeat(divisor)
     return (
@@ -397,38 +411,32 @@ def _finer_holds(axis: _Axis, phase: int, divisor: int, coarser: int) -> bool:
 
 
 def _run_grid_fit(axis: _Axis, sizes: list[int]) -> _AxisFit | None:
-    """A grid read from where sparse content sits: every run of content inside one cell, same place in each.
+    """A grid read from where sparse content sits: each run of content inside one cell, at one place in it.
 
     For sheets whose sprites are small in their cells every line near content is clean, so lines cannot
-    tell the period; the runs can: the smallest size that holds each run in one cell and at which the
-    content profile repeats.
+    tell the period; the runs can. The smallest size that holds each run in one cell, puts the first run
+    of most cells at the same offset, and leaves few cells empty between the first and last one with
+    content (a divisor of the true size would leave every other cell empty).
     """
     if len(axis.starts) < 3:
         return None
     longest = int((axis.ends - axis.starts).max())
-    filled = axis.filled
-    total = filled.sum()
-    found: list[tuple[float, int, int]] = []
     for size in sizes:
         if size < longest or axis.length // size < 2:
             continue
-        phase = next(
-            (
-                p
-                for p in range(min(size, axis.lead + 1))
-                if np.array_equal((axis.starts - p) // size, (axis.ends - 1 - p) // size)
-            ),
-            None,
-        )
-        if phase is not None:
-            found.append((float((filled[:-size] & filled[size:]).sum() / total), size, phase))
-    if not found:
-        return None
-    top = max(rate for rate, _, _ in found)
-    if top < RUN_REPEAT:
-        return None
-    rate, size, phase = next(f for f in found if f[0] >= RUN_NEAR_TOP * top)
-    return _AxisFit(size, 0, phase, (axis.length - phase) // size)
+        for phase in range(min(size, axis.lead + 1)):
+            cells = (axis.starts - phase) // size
+            if not np.array_equal(cells, (axis.ends - 1 - phase) // size):
+                continue
+            occupied, first = np.unique(cells, return_index=True)
+            offsets = (axis.starts[first] - phase) % size
+            mode = np.bincount(offsets).argmax()
+            aligned = np.mean(np.abs(offsets - mode) <= size * RUN_JITTER)
+            share = len(occupied) / (occupied[-1] - occupied[0] + 1)
+            if len(occupied) >= 2 and aligned >= RUN_ALIGNED and share >= RUN_OCCUPIED:
+                return _AxisFit(size, 0, phase, (axis.length - phase) // size)
+            break
+    return None
 
 
 def _distinct_cells(key: np.ndarray, grid: Grid, max_tiles: int) -> list[Box]:
