@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import tarfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -233,3 +238,42 @@ def test_add_corpus_sample(corpus: Path, tmp_path: Path) -> None:
     ).fetchall()
     assert (sizes[0]["w"], sizes[0]["h"]) == (16, 16)
     assert conn.execute("SELECT COUNT(*) FROM images WHERE state = 'error'").fetchone()[0] == 0
+
+
+def items_dump(data_dir: Path) -> list[tuple]:
+    return (
+        db(data_dir)
+        .execute(
+            "SELECT f.url, im.archive_path, im.frame, it.x0, it.y0, it.x1, it.y1, it.pixel_sha256 FROM items it "
+            "JOIN images im ON im.id = it.image_id JOIN files f ON f.id = im.file_id ORDER BY 1, 2, 3, 4, 5"
+        )
+        .fetchall()
+    )
+
+
+def test_ingest_killed_and_rerun_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    for k in range(400):
+        (assets / f"s{k:03d}.png").write_bytes(png(sheet([sprite(k * 4 + j) for j in range(4)], cols=2)))
+    reference = tmp_path / "reference"
+    run(reference, "add", str(assets))
+
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "ogasearch", "--data-dir", str(killed), "add", str(assets), "--workers", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    deadline = time.monotonic() + 60
+    done = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            done = db(killed).execute("SELECT COUNT(*) FROM files WHERE ingest_state = 'done'").fetchone()[0]
+        except sqlite3.Error:
+            done = 0
+        if done >= 20:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 20 <= done < 400, "the kill came too late"
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    assert items_dump(killed) == items_dump(reference)
