@@ -46,6 +46,7 @@ class Tally:
     """Counts for one set of images."""
 
     name: str
+    sized: bool = False  # whether the truth has one tile size, so "grid size ok" means something
     images: int = 0
     truth: int = 0
     predicted: int = 0
@@ -95,9 +96,7 @@ def grid_truth(pixels: np.ndarray, size: int) -> list[Box]:
     """Every full size x size cell of the sheet, by the slicer's rules."""
     height, width = pixels.shape[:2]
     cells = [
-        (x, y, x + size, y + size)
-        for y in range(0, height - size + 1, size)
-        for x in range(0, width - size + 1, size)
+        (x, y, x + size, y + size) for y in range(0, height - size + 1, size) for x in range(0, width - size + 1, size)
     ]
     return distinct(keys(pixels), cells)
 
@@ -152,12 +151,12 @@ def bench_atlas(corpus: Path) -> Tally:
     truth = distinct(keys(pixels), [box for box in trimmed if box is not None])
     result, seconds = timed_slice(pixels)
     predicted = [box for box in (trim(pixels, b) for b in result.boxes) if box is not None]
-    tally.add(truth, predicted, result.kind == "components", seconds, result.kind)
+    tally.add(truth, predicted, False, seconds, result.kind)
     return tally
 
 
 def bench_grid(name: str, paths: list[Path], size: int) -> Tally:
-    tally = Tally(name)
+    tally = Tally(name, sized=True)
     for path in paths:
         pixels = rgba(path)
         result, seconds = timed_slice(pixels)
@@ -173,7 +172,7 @@ def bench_sprites(paths: list[Path]) -> Tally:
         pixels = rgba(path)
         result, seconds = timed_slice(pixels)
         height, width = pixels.shape[:2]
-        tally.add([(0, 0, width, height)], result.boxes, result.kind == "single", seconds, result.kind)
+        tally.add([(0, 0, width, height)], result.boxes, False, seconds, result.kind)
     return tally
 
 
@@ -230,7 +229,7 @@ def main() -> None:
     for tally in tallies:
         precision = tally.matched / tally.predicted if tally.predicted else 0.0
         recall = tally.matched / tally.truth if tally.truth else 0.0
-        size_ok = f"{tally.right_size}/{tally.images}" if tally.name.startswith(("DawnLike 16", "LPC")) else "n/a"
+        size_ok = f"{tally.right_size}/{tally.images}" if tally.sized else "n/a"
         print(
             f"| {tally.name:<40} | {tally.images:>6} | {tally.truth:>8} | {tally.predicted:>9} "
             f"| {precision:>9.3f} | {recall:>6.3f} | {size_ok:>12} | {tally.seconds:>7.2f} |"

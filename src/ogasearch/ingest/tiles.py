@@ -1,17 +1,25 @@
 """Cut tile sheets into tiles, so that a query tile finds the sheet it came from.
 
-Pure functions on an ``(H, W, 4)`` uint8 RGBA array. Three outcomes:
+Pure functions on an ``(H, W, 4)`` uint8 RGBA array. Background is every pixel with alpha 0 whatever its RGB;
+an image with no transparency uses the colour that dominates its border instead, if one does. Three outcomes:
 
-- ``grid``: the sheet is a regular grid of cells (with or without gutters and margins). The grid is read from
-  the pixels: first from background gutters with a regular period, else from the lines where content
-  continues least and starts or ends most, tried for common pixel-art tile sizes and the sizes that divide the
-  image.
+- ``grid``: a regular grid of cells, read from the pixels one axis at a time:
+  1. narrow background gutters on a regular period give tile size, spacing and margin exactly;
+  2. else each line between two columns is scored by how little content carries on across it (the median
+     over bands of rows, so one odd region does not hide the grid); the common tile sizes and the sizes
+     that divide the image are tried, the best is kept if its lines clearly beat ordinary lines, and it is
+     walked down to a divisor when the divisor's extra lines are boundaries too or the content repeats at
+     the divisor's shift (seamless autotiles);
+  3. else, for sparse sheets where every line is clean, the size that holds each run of content in one
+     cell at one offset;
+  4. else a common size at which the content clearly repeats.
+  An axis without a grid takes the other axis's size when its lines lean that way (tiles are mostly
+  square), or is one cell high or wide (a strip of frames).
 - ``components``: an irregular sheet (a packed atlas, sprites at arbitrary positions): the boxes of the
-  8-connected groups of non-background pixels, with nearby pieces merged and specks dropped.
+  8-connected groups of non-background pixels, with pieces within a pixel merged and specks dropped.
 - ``single``: not a sheet; the whole image is the only item.
 
-Background is every pixel with alpha 0 whatever its RGB; an image with no transparency uses the colour that
-dominates its border instead, if one does.
+Empty and single-colour cells are dropped and a cell identical to an earlier one is kept once.
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ import numpy as np
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), exclusive x1/y1, in the sheet's pixel coordinates
 
-# Common pixel-art tile sizes: always tried, and they win when gutters leave the cell size ambiguous.
+# Common pixel-art tile sizes: always tried, preferred when gutters leave the cell size ambiguous, and the only
+# sizes taken on repetition alone.
 PREFERRED_SIZES = (8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 72, 80, 96, 128, 192, 256)
 MIN_TILE = 8
 # An opaque image's border colour is its background if it covers this share of the border.
@@ -34,14 +43,25 @@ FINER_SCORE = 0.3
 FINER_CONTRAST = 0.25
 # ... and the lines at each place inside a coarse cell must score this on their own.
 FINER_WORST = 0.25
-# A finer size must split content: coarse cells with content hold this many non-empty parts on average.
+# The other axis's size is taken for an axis without a grid when its lines score this much above ordinary.
+SQUARE_MARGIN = 0.05
+# A finer size must split content: coarse cells with content hold this many parts on average that have
+# content on at least 1/SUBCELL_FILL of their lines.
 FINER_SPLIT = 1.5
+SUBCELL_FILL = 4
 # ... or the content must repeat at its shift: share of equal detailed pixels, over at least this share of
 # them, this much more than half a size further, and within this much of the coarse shift.
 REPEAT_RATE = 0.3
 REPEAT_OVERLAP = 0.3
 REPEAT_CONTRAST = 0.12
 REPEAT_SLACK = 0.3
+# A common size is taken on repetition alone (no boundary lines) when the content repeats this well there
+# (over this share of the detailed pixels), this much more than half a size further, and its lines score at
+# most this much below ordinary ones.
+REPEAT_STRONG = 0.5
+REPEAT_STRONG_OVERLAP = 0.25
+REPEAT_STRONG_CONTRAST = 0.25
+REPEAT_LINE_SLACK = 0.1
 # Rows sampled when measuring repetition on a large sheet.
 REPEAT_ROWS = 512
 # Sparse sheets: this share of cells must start their content at one offset (give or take this share of the
@@ -50,13 +70,26 @@ REPEAT_ROWS = 512
 RUN_ALIGNED = 0.6
 RUN_JITTER = 0.125
 RUN_OCCUPIED = 0.6
-# Pseudo-lines of ordinary score added to every mean: one or two clean lines are not a grid.
+# Pseudo-lines of ordinary score added to every mean, and the fewest lines that make a grid: one clean line
+# between two sprites is not a grid.
 PRIOR_LINES = 1
+MIN_LINES = 2
 # Score handicaps of a grid with a leading margin, and of one that leaves a partial cell at the end.
 PHASE_PENALTY = 0.15
 FIT_PENALTY = 0.15
+# A grid must agree with the sheet's separate sprites (when there are at least AGREE_MIN_SPRITES of about a
+# cell's size): at most this share straddle cell lines (a box edge within AGREE_EDGE_SLACK of a size, at most
+# AGREE_EDGE_PX, from a cell edge counts as on it), and cells with sprites hold at most AGREE_PER_CELL of them
+# on average.
+AGREE_MIN_SPRITES = 2
+AGREE_STRADDLING = 0.4
+AGREE_EDGE_SLACK = 0.125
+AGREE_EDGE_PX = 3
+AGREE_PER_CELL = 3.0
 # Pieces closer than this many pixels belong to the same sprite; atlases pad sprites by 2 px or more.
 MERGE_GAP = 1
+# A sprite with fewer pixels than this share of a min_tile square is a speck.
+SPECK_SHARE = 0.25
 # Rows per band when scoring a column line (and columns per band for a row line).
 BAND = 16
 # A single-cell axis is allowed next to a split axis (a strip of frames) when the cell's sides stay within
@@ -157,24 +190,84 @@ def _pixel_keys(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _detect_grid(key: np.ndarray, fg: np.ndarray, min_tile: int) -> Grid | None:
-    """Fit each axis on its own, then check that the cells make a plausible sheet."""
+    """Fit each axis on its own, then check that the cells make a plausible sheet.
+
+    When only one axis shows a grid, the other gets the same size if its lines lean that way at all:
+    most pixel-art tiles are square, and touching sprites can hide one axis's boundaries.
+    """
     height, width = fg.shape
     if not fg.any():
         return None
     informative = _informative(key, fg)
-    fit_x = _fit_axis(_Axis(key, fg, informative), min_tile)
-    fit_y = _fit_axis(_Axis(key.T, fg.T, informative.T), min_tile)
-    if fit_x is None and fit_y is None:
-        return None
-    if fit_x is None:
-        fit_x = _whole_axis(width, fit_y)
-    if fit_y is None:
-        fit_y = _whole_axis(height, fit_x)
+    axis_x = _Axis(key, fg, informative) if width >= 2 * min_tile else None
+    axis_y = _Axis(key.T, fg.T, informative.T) if height >= 2 * min_tile else None
+    fit_x = _fit_axis(axis_x, min_tile) if axis_x else None
+    fit_y = _fit_axis(axis_y, min_tile) if axis_y else None
+    if fit_x is None and fit_y is not None:
+        fit_x = (_square_fit(axis_x, fit_y) if axis_x else None) or _whole_axis(width, fit_y)
+    elif fit_y is None and fit_x is not None:
+        fit_y = (_square_fit(axis_y, fit_x) if axis_y else None) or _whole_axis(height, fit_x)
     if fit_x is None or fit_y is None or fit_x.count * fit_y.count < 2:
         return None
-    return Grid(
+    grid = Grid(
         fit_x.size, fit_y.size, fit_x.margin, fit_y.margin, fit_x.spacing, fit_y.spacing, fit_x.count, fit_y.count
     )
+    return grid if _sprites_agree(fg, grid, min_tile) else None
+
+
+def _sprites_agree(fg: np.ndarray, grid: Grid, min_tile: int) -> bool:
+    """Whether the separate sprites of the sheet sit in the grid's cells, a few to a cell at most.
+
+    A packed sheet of loose sprites can show a chance period; its sprites then straddle the cell lines, or
+    crowd several to a big cell. Sprites up to two cells wide and high are checked: one counts as fitting
+    when it lies in one cell or its box runs from cell line to cell line (touching tiles). Bigger pieces are
+    blocks of touching tiles and say nothing. Each axis is judged on its own: a sprite two cells wide in one
+    row fits when its left and right run from cell line to cell line.
+    """
+    boxes = np.array(_sprite_boxes(fg, min_tile), dtype=np.int64).reshape(-1, 4)
+    x0, y0, x1, y1 = boxes.T
+    small = (x1 - x0 <= 2 * grid.tile_w) & (y1 - y0 <= 2 * grid.tile_h)
+    if small.sum() < AGREE_MIN_SPRITES:
+        return True
+    col_x = _on_grid(x0, x1, grid.margin_x, grid.tile_w, grid.spacing_x)
+    row_y = _on_grid(y0, y1, grid.margin_y, grid.tile_h, grid.spacing_y)
+    inside = (col_x[0] >= 0) & (row_y[0] >= 0)
+    straddling = small & ~(((col_x[0] >= 0) | col_x[1]) & ((row_y[0] >= 0) | row_y[1]))
+    if straddling.sum() > AGREE_STRADDLING * small.sum():
+        return False
+    cells = row_y[0][small & inside] * grid.cols + col_x[0][small & inside]
+    return len(cells) == 0 or len(cells) <= AGREE_PER_CELL * len(np.unique(cells))
+
+
+def _on_grid(
+    start: np.ndarray, stop: np.ndarray, margin: int, size: int, spacing: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For spans [start, stop) along an axis: the cell holding each whole span (else -1), and whether both
+    ends lie within a few pixels of a cell edge."""
+    pitch = size + spacing
+    cell = (start - margin) // pitch
+    whole = np.where(cell == (stop - 1 - margin) // pitch, cell, -1)
+    slack = min(AGREE_EDGE_PX, max(1, round(size * AGREE_EDGE_SLACK)))
+
+    def near_edge(v: np.ndarray) -> np.ndarray:
+        offset = (v - margin) % pitch
+        return (offset <= slack) | (offset >= pitch - slack) | (np.abs(offset - size) <= slack)
+
+    return whole, near_edge(start) & near_edge(stop)
+
+
+def _square_fit(axis: _Axis, other: _AxisFit) -> _AxisFit | None:
+    """The other axis's cell size on this axis, if its lines score above ordinary ones at all.
+
+    Only next to a real run of cells (MIN_STRIP): two halves of one sprite say nothing about the other axis.
+    """
+    size = other.size
+    if other.spacing or other.count < MIN_STRIP or axis.length // size < 2:
+        return None
+    lines = axis.separating(axis.grid(size, 0), size)
+    if len(lines) == 0 or axis.mean(lines) < axis.ordinary + SQUARE_MARGIN:
+        return None
+    return _AxisFit(size, 0, 0, axis.length // size)
 
 
 def _whole_axis(length: int, other: _AxisFit) -> _AxisFit | None:
@@ -251,7 +344,7 @@ class _Axis:
     def content(self, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
         """Whether each span [start, stop) of lines has content."""
         before = self._filled_before
-        return before[np.clip(stop, 0, self.length)] > before[np.clip(start, 0, self.length)]
+        return before.take(stop, mode="clip") > before.take(start, mode="clip")
 
     def separating(self, lines: np.ndarray, size: int) -> np.ndarray:
         """The lines with content within ``size`` on both sides."""
@@ -277,15 +370,24 @@ class _Axis:
         return equal / count, count / max(1, int(informative.sum()))
 
     def split(self, size: int, phase: int, divisor: int) -> float:
-        """Mean number of non-empty sub-cells of ``divisor`` per non-empty cell of ``size``."""
+        """Mean number of well-filled sub-cells of ``divisor`` in the cells of ``size`` that have any.
+
+        A sub-cell counts when content fills a quarter of its lines: the end of a sprite spilling over a
+        line is not a tile.
+        """
+        before = self._filled_before
         cells = np.arange(phase, self.length - size + 1, size)
-        parts = np.stack([self.content(cells + i, cells + i + divisor) for i in range(0, size, divisor)])
-        counts = parts.sum(axis=0)
+        filled = [before[cells + i + divisor] - before[cells + i] for i in range(0, size, divisor)]
+        counts = (np.stack(filled) * SUBCELL_FILL >= divisor).sum(axis=0)
         return float(counts[counts > 0].mean()) if (counts > 0).any() else 0.0
 
 
 def _fit_axis(axis: _Axis, min_tile: int) -> _AxisFit | None:
-    """The grid along one axis, or None for no split: gutters, else boundary lines, else run positions."""
+    """The grid along one axis, or None for no split.
+
+    Gutters, else boundary lines, else run positions; a common size at which the content clearly repeats
+    replaces no fit or a fit of an uncommon size.
+    """
     length = axis.length
     gutters = _gutter_fit(axis.starts, axis.ends, length, min_tile)
     if gutters is not None:
@@ -296,7 +398,10 @@ def _fit_axis(axis: _Axis, min_tile: int) -> _AxisFit | None:
     if pitch is not None:
         sizes.add(pitch)
     candidates = sorted(t for t in sizes if t >= min_tile)
-    return _periodic_fit(axis, candidates, min_tile) or _run_grid_fit(axis, candidates)
+    fit = _periodic_fit(axis, candidates, min_tile) or _run_grid_fit(axis, candidates)
+    if fit is None or fit.size not in PREFERRED_SIZES:
+        fit = _repeat_fit(axis, min_tile) or fit
+    return fit
 
 
 def _gutter_fit(starts: np.ndarray, ends: np.ndarray, length: int, min_tile: int) -> _AxisFit | None:
@@ -353,7 +458,7 @@ def _periodic_fit(axis: _Axis, sizes: list[int], min_tile: int) -> _AxisFit | No
             if (length - phase) // size < 2:
                 continue
             evidence = axis.separating(axis.grid(size, phase), size)
-            if len(evidence) == 0:
+            if len(evidence) < MIN_LINES:
                 continue
             score = axis.mean(evidence) - PHASE_PENALTY * (phase > 0)
             if phased is None or score > phased[0]:
@@ -384,8 +489,9 @@ def _finer_holds(axis: _Axis, phase: int, divisor: int, coarser: int) -> bool:
     They must split content (most coarse cells hold content in more than one part), and either the lines
     they add look like boundaries, clearly more than the other lines near content, at every place inside a
     coarse cell (sprite outlines in sparse sheets look like boundaries too), and some of them lie on no grid
-    between the two sizes (so they are not just a middle size's lines); or the content repeats at
-    the divisor's shift much more than half a divisor further on, about as well as at the coarse shift.
+    between the two sizes (so they are not just a middle size's lines); or, with those lines no worse than
+    ordinary ones, the content repeats at the divisor's shift much more than half a divisor further on,
+    about as well as at the coarse shift (seamless autotiles, whose boundaries do not show).
     """
     if axis.split(coarser, phase % coarser, divisor) < FINER_SPLIT:
         return False
@@ -401,6 +507,8 @@ def _finer_holds(axis: _Axis, phase: int, divisor: int, coarser: int) -> bool:
         contrast = score - float(axis.scores[others - 1].mean())
         if score >= FINER_SCORE and contrast >= FINER_CONTRAST and worst >= FINER_WORST:
             return True
+    if len(extra) and axis.mean(extra) < axis.ordinary:
+        return False
     rate, overlap = axis.repeat(divisor)
     return (
         overlap >= REPEAT_OVERLAP
@@ -408,6 +516,33 @@ def _finer_holds(axis: _Axis, phase: int, divisor: int, coarser: int) -> bool:
         and rate - axis.repeat(divisor + divisor // 2)[0] >= REPEAT_CONTRAST
         and rate >= axis.repeat(coarser)[0] - REPEAT_SLACK
     )
+
+
+def _repeat_fit(axis: _Axis, min_tile: int) -> _AxisFit | None:
+    """A common tile size at which the content clearly repeats, when boundary lines found none.
+
+    Tiles drawn to join seamlessly (terrain, traps, ore veins) hide their boundaries but repeat at the tile
+    period, much more than half a period further on; the lines there must not look worse than ordinary,
+    and the period must fit a few times (two copies of a sprite are no grid).
+    """
+    best: tuple[float, int] | None = None
+    for size in PREFERRED_SIZES:
+        if size < min_tile or axis.length // size < MIN_STRIP:
+            continue
+        rate, overlap = axis.repeat(size)
+        contrast = rate - axis.repeat(size + size // 2)[0]
+        if overlap < REPEAT_STRONG_OVERLAP or rate < REPEAT_STRONG or contrast < REPEAT_STRONG_CONTRAST:
+            continue
+        lines = axis.separating(axis.grid(size, 0), size)
+        if (
+            len(lines)
+            and axis.mean(lines) >= axis.ordinary - REPEAT_LINE_SLACK
+            and (best is None or contrast > best[0])
+        ):
+            best = (contrast, size)
+    if best is None:
+        return None
+    return _AxisFit(best[1], 0, 0, axis.length // best[1])
 
 
 def _run_grid_fit(axis: _Axis, sizes: list[int]) -> _AxisFit | None:
@@ -444,13 +579,18 @@ def _distinct_cells(key: np.ndarray, grid: Grid, max_tiles: int) -> list[Box]:
     ys = np.array(_starts(grid.margin_y, grid.tile_h, grid.spacing_y, grid.rows))[:, None] + np.arange(grid.tile_h)
     xs = np.array(_starts(grid.margin_x, grid.tile_w, grid.spacing_x, grid.cols))[:, None] + np.arange(grid.tile_w)
     cells = key[ys[:, None, :, None], xs[None, :, None, :]].reshape(grid.rows * grid.cols, -1)
-    varied = ~(cells == cells[:, :1]).all(axis=1)
-    _, first = np.unique(cells, axis=0, return_index=True)
-    keep = np.zeros(len(cells), dtype=bool)
-    keep[first] = True
-    keep &= varied
+    varied = np.flatnonzero(~(cells == cells[:, :1]).all(axis=1))
     boxes = grid.boxes()
-    return [boxes[i] for i in np.flatnonzero(keep)[:max_tiles]]
+    kept: list[Box] = []
+    seen: set[bytes] = set()
+    for i in varied:
+        fingerprint = cells[i].tobytes()
+        if fingerprint not in seen:
+            seen.add(fingerprint)
+            kept.append(boxes[i])
+            if len(kept) >= max_tiles:
+                break
+    return kept
 
 
 # --- connected components ---------------------------------------------------------------------------------
@@ -476,7 +616,7 @@ def _sprite_boxes(fg: np.ndarray, min_tile: int) -> list[Box]:
         np.maximum.at(merged[:, 3], group, boxes[:, 3])
         areas = np.bincount(group, weights=areas, minlength=groups)
         boxes = merged
-    big = areas >= min_tile * min_tile / 4
+    big = areas >= SPECK_SHARE * min_tile * min_tile
     order = np.lexsort((boxes[big, 0], boxes[big, 1]))
     return [tuple(int(v) for v in box) for box in boxes[big][order]]
 
