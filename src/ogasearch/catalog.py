@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -158,6 +158,20 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX items_image ON items(image_id);
     CREATE INDEX items_pixel_sha256 ON items(pixel_sha256);
+    """,
+    # 3: vectors per item and model; full-text search over images
+    """
+    CREATE TABLE embeddings (
+        item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+        model TEXT NOT NULL,
+        state TEXT NOT NULL,
+        error TEXT,
+        vector BLOB,
+        PRIMARY KEY (item_id, model)
+    );
+    CREATE VIRTUAL TABLE image_text USING fts5(
+        title, tags, author, description, path, tokenize = 'unicode61 remove_diacritics 2'
+    );
     """,
 )
 
@@ -589,6 +603,145 @@ class Catalog:
         info["pages"] = [{**dict(p), "licenses": json.loads(p["licenses"])} for p in pages]
         return info
 
+    # -- embeddings -------------------------------------------------------------
+
+    _ITEM_SOURCE = (
+        "SELECT it.id, it.image_id, it.x0, it.y0, it.x1, it.y1, im.blob_sha256, im.frame, im.archive_path, "
+        "f.name AS file_name FROM items it JOIN images im ON im.id = it.image_id JOIN files f ON f.id = im.file_id "
+    )
+
+    def items_to_embed(self, model: str, limit: int) -> list[sqlite3.Row]:
+        """Items with no vector (or error) for this model yet, grouped by image so each is decoded once."""
+        return self.db.execute(
+            self._ITEM_SOURCE + "WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.item_id = it.id AND e.model = ?) "
+            "ORDER BY it.image_id, it.id LIMIT ?",
+            (model, limit),
+        ).fetchall()
+
+    def item_source_rows(self, ids: list[int]) -> list[sqlite3.Row]:
+        """Where to read the pixels of these items (blob, frame, box)."""
+        marks = ",".join("?" * len(ids))
+        return self.db.execute(self._ITEM_SOURCE + f"WHERE it.id IN ({marks}) ORDER BY it.image_id", ids).fetchall()
+
+    def count_items_to_embed(self, model: str) -> int:
+        return self.db.execute(
+            "SELECT COUNT(*) FROM items it WHERE NOT EXISTS "
+            "(SELECT 1 FROM embeddings e WHERE e.item_id = it.id AND e.model = ?)",
+            (model,),
+        ).fetchone()[0]
+
+    def store_embeddings(
+        self, model: str, vectors: list[tuple[int, bytes]], errors: Sequence[tuple[int, str]] = ()
+    ) -> None:
+        with self.transaction():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO embeddings (item_id, model, state, error, vector) "
+                "VALUES (?, ?, 'done', NULL, ?)",
+                [(item_id, model, blob) for item_id, blob in vectors],
+            )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO embeddings (item_id, model, state, error, vector) "
+                "VALUES (?, ?, 'error', ?, NULL)",
+                [(item_id, model, message) for item_id, message in errors],
+            )
+
+    def embedded_ids(self, model: str) -> list[int]:
+        rows = self.db.execute(
+            "SELECT item_id FROM embeddings WHERE model = ? AND state = 'done' ORDER BY item_id", (model,)
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def vectors(self, model: str, ids: list[int]) -> list[tuple[int, bytes]]:
+        out: list[tuple[int, bytes]] = []
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            out += [
+                (r[0], r[1])
+                for r in self.db.execute(
+                    "SELECT item_id, vector FROM embeddings WHERE model = ? AND state = 'done' "
+                    f"AND item_id IN ({marks})",
+                    (model, *chunk),
+                )
+            ]
+        return out
+
+    def embedding_counts(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for r in self.db.execute("SELECT model, state, COUNT(*) AS n FROM embeddings GROUP BY model, state"):
+            counts.setdefault(r["model"], {})[r["state"]] = r["n"]
+        return counts
+
+    # -- search support -----------------------------------------------------------
+
+    def rebuild_text(self) -> int:
+        """Refill the full-text index from page metadata, file names and archive paths."""
+        with self.transaction():
+            self.db.execute("DELETE FROM image_text")
+            self.db.execute(
+                "INSERT INTO image_text (rowid, title, tags, author, description, path) "
+                "SELECT im.id, COALESCE(group_concat(p.title, ' '), ''), "
+                "COALESCE(group_concat((SELECT group_concat(value, ' ') FROM json_each(p.tags)), ' '), ''), "
+                "COALESCE(group_concat(p.author, ' '), ''), COALESCE(group_concat(p.description, ' '), ''), "
+                "COALESCE(f.name, '') || ' ' || im.archive_path "
+                "FROM images im JOIN files f ON f.id = im.file_id "
+                "LEFT JOIN page_files pf ON pf.file_id = f.id LEFT JOIN art_pages p ON p.id = pf.page_id "
+                "WHERE im.state = 'done' GROUP BY im.id"
+            )
+        return self.db.execute("SELECT COUNT(*) FROM image_text").fetchone()[0]
+
+    def text_search(self, match: str, limit: int) -> list[tuple[int, float]]:
+        """(whole-image item id, bm25 score: lower is better) for an FTS5 MATCH expression."""
+        rows = self.db.execute(
+            "SELECT it.id, bm25(image_text, 10.0, 5.0, 3.0, 1.0, 4.0) AS rank FROM image_text "
+            "JOIN items it ON it.image_id = image_text.rowid AND it.x0 IS NULL "
+            "WHERE image_text MATCH ? ORDER BY rank LIMIT ?",
+            (match, limit),
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def first_frames(self) -> list[sqlite3.Row]:
+        """(file url, blob sha256, archive path, file name) of every decoded image's first frame."""
+        return self.db.execute(
+            "SELECT f.url, im.blob_sha256, im.archive_path, f.name FROM images im JOIN files f ON f.id = im.file_id "
+            "WHERE im.state = 'done' AND im.frame = (SELECT MIN(i2.frame) FROM images i2 "
+            "WHERE i2.file_id = im.file_id AND i2.archive_path = im.archive_path) ORDER BY im.id"
+        ).fetchall()
+
+    def items_with_hash(self, sha256s: list[str]) -> list[int]:
+        marks = ",".join("?" * len(sha256s))
+        return [
+            r[0] for r in self.db.execute(f"SELECT id FROM items WHERE pixel_sha256 IN ({marks}) ORDER BY id", sha256s)
+        ]
+
+    def hash_table(self) -> tuple[list[int], list[int], list[str]]:
+        """Every item's id, perceptual hash and pixel sha256 (for near-duplicate lookup in memory)."""
+        rows = self.db.execute("SELECT id, phash, pixel_sha256 FROM items ORDER BY id").fetchall()
+        return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+
+    def item_rows(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+        """Result metadata for items: box, image, file, archive path and the first OGA page."""
+        out: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                "SELECT it.id AS item_id, it.x0, it.y0, it.x1, it.y1, it.pixel_sha256, it.phash, "
+                "im.id AS image_id, im.archive_path, im.frame, im.width, im.height, im.blob_sha256, "
+                "f.id AS file_id, f.url AS file_url, f.name AS file_name, "
+                "p.url AS page_url, p.title, p.author, p.licenses, p.attribution, p.art_type "
+                "FROM items it JOIN images im ON im.id = it.image_id JOIN files f ON f.id = im.file_id "
+                "LEFT JOIN page_files pf ON pf.file_id = f.id "
+                "AND pf.page_id = (SELECT MIN(page_id) FROM page_files WHERE file_id = f.id) "
+                f"LEFT JOIN art_pages p ON p.id = pf.page_id WHERE it.id IN ({marks})",
+                chunk,
+            ).fetchall()
+            for r in rows:
+                info = dict(r)
+                info["licenses"] = json.loads(r["licenses"]) if r["licenses"] else []
+                out[r["item_id"]] = info
+        return out
+
     # -- status ---------------------------------------------------------------
 
     def status(self, max_errors: int = 50) -> dict[str, Any]:
@@ -606,6 +759,8 @@ class Catalog:
         counts["ingest"] = {r["state"]: r["n"] for r in rows}
         items = self.db.execute("SELECT COUNT(*) AS n, COUNT(x0) AS tiles FROM items").fetchone()
         counts["items"] = {"whole": items["n"] - items["tiles"], "tiles": items["tiles"]}
+        for model, states in self.embedding_counts().items():
+            counts[f"embeddings[{model}]"] = states
         blobs = self.db.execute("SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM blobs").fetchone()
         counts["blobs"] = {"count": blobs["n"], "bytes": blobs["bytes"]}
         errors = []

@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from ogasearch.crawl.stages import Crawler, CrawlOptions
 from ogasearch.crawl.urls import art_type_tid
 from ogasearch.errors import OgasearchError
 from ogasearch.ingest.stage import IngestReport, add_paths, ingest
+from ogasearch.search import Filters
+from ogasearch.searchable import IndexReport, make_searchable, open_engine, run_query
 
 log = logging.getLogger("ogasearch")
 
@@ -211,8 +214,110 @@ def add(ctx: click.Context, paths: tuple[Path, ...], **settings: Any) -> None:
         seen, changed = add_paths(catalog, store, list(paths))
         click.echo(f"found {seen} images and archives, {changed} new or changed")
         _echo_ingest(ingest(cfg, catalog, store))
+        _echo_index(make_searchable(cfg, catalog, store))
     finally:
         catalog.close()
+
+
+SEARCH_SETTINGS = ("model", "index_backend", "milvus_uri", "milvus_token", "embed_batch")
+
+
+def _echo_index(report: IndexReport) -> None:
+    click.echo(
+        f"[{report.model}] embedded {report.embedded} items ({report.embed_errors} errors); index +{report.added} "
+        f"-{report.removed} = {report.size} vectors; {report.texts} images in full-text search"
+    )
+
+
+@main.command(name="index")
+@_setting_options(SEARCH_SETTINGS)
+@click.pass_context
+@_reports_errors
+def index_command(ctx: click.Context, **settings: Any) -> None:
+    """Embed items that have no vector yet and bring the vector and text indexes up to date."""
+    cfg = _config(ctx, **settings)
+    catalog, store = open_store(cfg)
+    try:
+        _echo_index(make_searchable(cfg, catalog, store))
+    finally:
+        catalog.close()
+
+
+@main.command()
+@click.option("--full", is_flag=True, help="Crawl with --full (re-validate everything).")
+@click.option("--max-pages", type=click.IntRange(min=1), default=None, help="Stop after N listing pages per type.")
+@click.option("--max-items", type=click.IntRange(min=1), default=None, help="Fetch at most N art pages this run.")
+@_setting_options(("base_url", "contact", "delay", "concurrency", *INGEST_SETTINGS, *SEARCH_SETTINGS))
+@click.pass_context
+@_reports_errors
+def update(ctx: click.Context, full: bool, max_pages: int | None, max_items: int | None, **settings: Any) -> None:
+    """crawl → ingest → embed → index, incremental and resumable: a small crawl is searchable at once."""
+    cfg = _config(ctx, **settings)
+    tids = [art_type_tid(name) for name in cfg.art_type_list]
+    catalog, store = open_store(cfg)
+    try:
+        report = asyncio.run(_crawl(cfg, catalog, store, CrawlOptions(tids, full, max_pages, max_items)))
+        click.echo(
+            f"crawl: {report.pages_fetched} art pages, {report.files_downloaded} files, "
+            f"{report.page_errors + report.file_errors} errors"
+        )
+        _echo_ingest(ingest(cfg, catalog, store))
+        _echo_index(make_searchable(cfg, catalog, store))
+    finally:
+        catalog.close()
+
+
+@main.command()
+@click.argument("query")
+@click.option("--count", type=int, default=20, show_default=True, help="Results to show (at most 100).")
+@click.option("--offset", type=int, default=0, show_default=True, help="Results to skip (paging).")
+@click.option("--license", "license_", default=None, help="Only assets under a licence whose name contains this.")
+@click.option("--art-type", default=None, help="Only assets of this art type, e.g. '2D Art'.")
+@click.option(
+    "--kind",
+    type=click.Choice(["all", "whole", "tiles"]),
+    default="all",
+    show_default=True,
+    help="Whole images, tiles or both.",
+)
+@click.option("--similar", is_flag=True, help="QUERY is an item id: more like this item.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@_setting_options(("model", "index_backend", "milvus_uri", "milvus_token"))
+@click.pass_context
+@_reports_errors
+def search(
+    ctx: click.Context,
+    query: str,
+    count: int,
+    offset: int,
+    license_: str | None,
+    art_type: str | None,
+    kind: str,
+    similar: bool,
+    as_json: bool,
+    **settings: Any,
+) -> None:
+    """Search by image file, image URL (http/https), item id (--similar) or words."""
+    cfg = _config(ctx, **settings)
+    filters = Filters(license=license_, art_type=art_type, kind=kind)
+    catalog, store = open_store(cfg)
+    try:
+        engine = open_engine(cfg, catalog, store)
+        results = run_query(engine, cfg, query, similar=similar, count=count, offset=offset, filters=filters)
+    finally:
+        catalog.close()
+    if as_json:
+        click.echo(json.dumps([asdict(r) for r in results], indent=2, ensure_ascii=False))
+        return
+    if not results:
+        click.echo("no results")
+    for rank, r in enumerate(results, start=offset + 1):
+        where = r.archive_path + (f" {r.bbox}" if r.bbox else "")
+        click.echo(
+            f"{rank:3d}. {r.score:.3f} {r.match:7s} {r.title or '(local file)'} by {r.author or '?'} "
+            f"[{', '.join(r.licenses) or 'licence unknown'}]\n      {r.file_url} {where}".rstrip()
+            + (f"\n      {r.page_url}" if r.page_url else "")
+        )
 
 
 @main.command()

@@ -61,6 +61,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_image_pixels", 64_000_000, int, "Largest image (width x height x frames) decoded."),
     Setting("max_frames", 256, int, "Most frames read from one animation."),
     Setting("max_tiles", 2048, int, "Most tile items cut from one sheet."),
+    Setting("model", "pixel", str, "Embedder used to index and search (pixel, effnet, vgg16, clip)."),
+    Setting("index_backend", "local", str, "Vector index: local (faiss files in the data dir) or milvus."),
+    Setting("milvus_uri", "", str, "Milvus server URI or Milvus Lite file (default: <data-dir>/milvus.db)."),
+    Setting("milvus_token", "", str, "Token for a Milvus server that needs one."),
+    Setting("embed_batch", 256, int, "Items embedded per batch (and per catalog commit)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -92,6 +97,11 @@ class Config:
     max_image_pixels: int
     max_frames: int
     max_tiles: int
+    model: str
+    index_backend: str
+    milvus_uri: str
+    milvus_token: str
+    embed_batch: int
 
     @property
     def art_type_list(self) -> list[str]:
@@ -170,6 +180,7 @@ def _validate(values: dict[str, Any]) -> None:
         "max_image_pixels",
         "max_frames",
         "max_tiles",
+        "embed_batch",
     ):
         if values[name] < 1:
             raise ConfigError(f"{name} must be at least 1, got {values[name]}")
@@ -179,3 +190,5 @@ def _validate(values: dict[str, Any]) -> None:
     if values["delay"] is not None and values["delay"] < 0:
         raise ConfigError(f"delay must not be negative, got {values['delay']}")
     values["robots_ttl"] = min(values["robots_ttl"], 86400.0)
+    if values["index_backend"] not in ("local", "milvus"):
+        raise ConfigError(f"index_backend must be local or milvus, got {values['index_backend']!r}")

@@ -48,3 +48,17 @@ class TooLarge(FetchError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, permanent=True)
+
+
+class FetchRefused(OgasearchError):
+    """A user-supplied URL was not fetched, or its answer was not accepted; the message says why.
+
+    `http_status` is what the web API answers, so the mapping lives in one place: 400 the URL, scheme,
+    address or a redirect was refused (or too many redirects); 413 the body is over the byte limit;
+    415 not an accepted content type, or the bytes are not a decodable image (bombs included);
+    502 the remote server failed or answered an error; 504 the fetch ran out of time.
+    """
+
+    def __init__(self, message: str, http_status: int = 400) -> None:
+        super().__init__(message)
+        self.http_status = http_status

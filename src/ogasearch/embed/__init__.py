@@ -1,0 +1,1 @@
+"""Embedders: named models that turn item pixels into unit vectors."""

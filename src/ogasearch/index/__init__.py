@@ -1,0 +1,1 @@
+"""Vector indexes: item ids and vectors in, nearest item ids out."""
