@@ -31,7 +31,7 @@ from ogasearch.index.base import VectorIndex
 from ogasearch.index.factory import IndexUnavailable, open_index
 
 K = 10
-DEFAULT_EF = 128  # LocalIndex's ef_search default
+DEFAULT_EF = 256  # LocalIndex's ef_search default
 EXACT_LATENCY_QUERIES = 100  # exact search at 1M takes ~0.1 s a query: time a subset
 
 
@@ -56,6 +56,10 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def load() -> str:
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 def package(name: str) -> str:
@@ -255,13 +259,13 @@ def main() -> None:
     )
     parser.add_argument("--milvus-n", type=int, default=100_000, help="vectors in Milvus Lite (0: skip)")
     parser.add_argument("--milvus-ef", type=int, default=128)
-    parser.add_argument("--ef-search", type=int, nargs="+", default=[32, 64, 128, 256], help="HNSW efSearch to time")
+    parser.add_argument("--ef-search", type=int, nargs="+", default=[64, 128, 256, 512], help="HNSW efSearch to time")
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
     print(
         f"machine: {cores} cores, {cpu_model()}, Python {platform.python_version()}, faiss-cpu {package('faiss-cpu')},"
-        f" pymilvus {package('pymilvus')}, milvus-lite {package('milvus-lite')}"
+        f" pymilvus {package('pymilvus')}, milvus-lite {package('milvus-lite')}, load average {load()}"
     )
     start = time.perf_counter()
     vectors, queries = mixture(args.n + 1000, args.dim, args.queries, spread=tuple(args.spread))
@@ -283,7 +287,7 @@ def main() -> None:
             milvus_row(work, subset, queries, extra, args.milvus_ef)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\ntotal {time.perf_counter() - start:.0f} s")
+    print(f"\ntotal {time.perf_counter() - start:.0f} s; load average at the end {load()} (other work slows timings)")
 
 
 if __name__ == "__main__":

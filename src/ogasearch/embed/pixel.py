@@ -22,6 +22,7 @@ import numpy as np
 
 from ogasearch.embed.base import normalize, register
 
+HOLES = "flood"
 GRID = 12  # side of the silhouette and lightness grids
 CELLS = 4  # side of the edge-orientation grid
 ORIENTATIONS = 8  # unsigned edge directions over [0, pi)
@@ -31,7 +32,7 @@ PALETTE_BINS = 8  # soft bins over log2(number of significant colours)
 ASPECT_BINS = 9  # soft bins over log2(width / height) in [-2, 2]
 MAX_SIDE = 256  # larger images are area-reduced first: detail beyond the grids cannot show anyway
 GREY = 0.5  # transparency is composited on mid-grey, where neither dark nor light outlines vanish
-CHUNK_PIXELS = 1 << 20  # padded pixels described in one group: bounds memory, keeps arrays in cache
+CHUNK_PIXELS = 1 << 16  # padded pixels described in one group: bounds memory, keeps arrays in cache
 
 BG_TOLERANCE = (8, 40)  # colour distance (max channel, 0-255) still counted as background: floor and cap
 BG_NOISE_FACTOR = 2.5  # the tolerance grows with the noise measured on the border (JPEG)
@@ -156,6 +157,10 @@ def _border_background(rgb: np.ndarray) -> tuple[np.ndarray, float] | None:
         count = new_count
         reached = _spread_along_rows(candidate, reached)
         reached = _spread_along_rows(candidate.T, reached.T).T
+    if HOLES == "global":
+        reached = candidate.copy()
+    elif HOLES == "opened":
+        reached = reached | _opened(candidate)
     if tolerance > low:
         # A noisy border means a resampled or compressed image, whose real features are at least 2 px wide:
         # drop the specks of compression noise left in the background.

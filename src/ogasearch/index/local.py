@@ -62,7 +62,7 @@ class LocalIndex:
         approx_threshold: int = 100_000,
         m: int = 32,
         ef_construction: int = 80,
-        ef_search: int = 128,
+        ef_search: int = 256,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", collection):
             raise ConfigError(f"index collection name {collection!r} must be letters, digits, '_', '.' or '-'")
