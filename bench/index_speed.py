@@ -137,8 +137,9 @@ def measure(
     truth: np.ndarray,
     extra: np.ndarray,
     latency_queries: int | None = None,
+    settle_s: float = 0.0,
 ) -> tuple[Row, VectorIndex]:
-    """Build (add everything + save), time one 1k-vector add, then single-query search; the index stays open."""
+    """Build (add everything + save), wait settle_s, single-query search, then time a 1k add; the index stays open."""
     ids = np.arange(len(base), dtype=np.int64)
     index = opener()
     start = time.perf_counter()
@@ -146,13 +147,16 @@ def measure(
     index.save()
     build = time.perf_counter() - start
     size = disk_bytes(stored)
+    time.sleep(settle_s)
     timed = queries[:latency_queries] if latency_queries else queries
     found, seconds = latencies(index, timed)
     start = time.perf_counter()
     index.add(np.arange(len(base), len(base) + len(extra), dtype=np.int64), extra)
     add_1k = time.perf_counter() - start
     index.remove(np.arange(len(base), len(base) + len(extra), dtype=np.int64))
-    note = f"latency over {len(timed)} queries" if latency_queries else ""
+    notes = [f"latency over {len(timed)} queries"] if latency_queries else []
+    if settle_s:
+        notes.append(f"searched {settle_s:.0f} s after the flush (segment indexes build in the background)")
     row = Row(
         name=name,
         n=len(base),
@@ -162,7 +166,7 @@ def measure(
         p99_ms=float(np.percentile(seconds, 99) * 1e3),
         recall=recall(found, truth[: len(timed)]),
         bytes_per_vector=size / len(base),
-        note=note,
+        note="; ".join(notes),
     )
     return row, index
 
@@ -214,12 +218,10 @@ def local_rows(work: Path, base: np.ndarray, queries: np.ndarray, extra: np.ndar
     shutil.rmtree(flat_dir)
     print_row(row)
 
-    # Below the default threshold the local index is exact; force HNSW so that small runs measure it too.
-    threshold = min(100_000, n // 2)
-
+    # One add() of everything builds HNSW in one go whatever the threshold; n // 2 makes small runs use it too.
     def hnsw(ef_search: int) -> Callable[[], VectorIndex]:
         return lambda: open_index(
-            "local", path=hnsw_dir, collection="items", dim=dim, approx_threshold=threshold, ef_search=ef_search
+            "local", path=hnsw_dir, collection="items", dim=dim, approx_threshold=n // 2, ef_search=ef_search
         )
 
     name = f"local HNSW M=32 efC=80 ef={DEFAULT_EF} (default)"
@@ -232,16 +234,18 @@ def local_rows(work: Path, base: np.ndarray, queries: np.ndarray, extra: np.ndar
     shutil.rmtree(hnsw_dir)
 
 
-def milvus_row(work: Path, base: np.ndarray, queries: np.ndarray, extra: np.ndarray, ef: int) -> None:
+def milvus_row(work: Path, base: np.ndarray, queries: np.ndarray, extra: np.ndarray, ef: int, settle: float) -> None:
     dim = base.shape[1]
     truth = exact_top(base, queries)
     uri = str(work / "milvus.db")
 
     def lite() -> VectorIndex:
-        return open_index("milvus", uri=uri, collection="items", dim=dim, ef=ef)
+        return open_index("milvus", uri=uri, collection="items", dim=dim, ef_search=ef)
 
     try:
-        row, index = measure(f"Milvus Lite HNSW M=32 ef={ef}", lite, Path(uri), base, queries, truth, extra)
+        row, index = measure(
+            f"Milvus Lite HNSW M=32 efC=200 ef={ef}", lite, Path(uri), base, queries, truth, extra, settle_s=settle
+        )
     except IndexUnavailable as exc:
         print(f"| Milvus Lite | – | – | – | – | – | – | – | unavailable: {exc} |")
         return
@@ -259,6 +263,7 @@ def main() -> None:
     )
     parser.add_argument("--milvus-n", type=int, default=100_000, help="vectors in Milvus Lite (0: skip)")
     parser.add_argument("--milvus-ef", type=int, default=128)
+    parser.add_argument("--milvus-settle", type=float, default=60, help="seconds to wait after the Milvus flush")
     parser.add_argument("--ef-search", type=int, nargs="+", default=[64, 128, 256, 512], help="HNSW efSearch to time")
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -284,7 +289,7 @@ def main() -> None:
             subset = base[: args.milvus_n]
             if args.milvus_n < args.n:
                 local_rows(work, subset, queries, extra, [])
-            milvus_row(work, subset, queries, extra, args.milvus_ef)
+            milvus_row(work, subset, queries, extra, args.milvus_ef, args.milvus_settle)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\ntotal {time.perf_counter() - start:.0f} s; load average at the end {load()} (other work slows timings)")

@@ -168,10 +168,13 @@ def test_reopen_gives_identical_results(opener: Opener) -> None:
 def test_reopen_in_a_new_process(backend: str, opts: dict[str, int], tmp_path: Path) -> None:
     where = location(backend, tmp_path)
     ids, vectors = sparse_ids(2000), unit(2000, 12)
-    queries = unit(10, 13)
+    queries = np.concatenate([unit(10, 13), vectors[:20]])  # removed and replaced vectors among them
     index = open_index(backend, collection="items", dim=DIM, **where, **opts)
     index.add(ids, vectors)
+    index.remove(ids[:100])
+    index.add(ids[100:110], unit(10, 14))
     before = index.search(queries, 10)
+    assert not np.isin(before[1], ids[:100]).any()
     index.save()
     index.close()
     np.save(tmp_path / "queries.npy", queries)
@@ -183,7 +186,7 @@ def test_reopen_in_a_new_process(backend: str, opts: dict[str, int], tmp_path: P
         backend, where, queries = sys.argv[1], json.loads(sys.argv[2]), np.load(sys.argv[3])
         index = open_index(backend, collection="items", dim=queries.shape[1], **where)
         scores, ids = index.search(queries, 10)
-        print(json.dumps({"n": len(index), "ids": ids.tolist(), "scores": scores.tolist()}))
+        print(json.dumps({"all": index.ids().tolist(), "ids": ids.tolist(), "scores": scores.tolist()}))
         index.close()
         """
     )
@@ -191,7 +194,7 @@ def test_reopen_in_a_new_process(backend: str, opts: dict[str, int], tmp_path: P
     done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     after = json.loads(done.stdout.strip().splitlines()[-1])
-    assert after["n"] == 2000
+    assert after["all"] == ids[100:].tolist()
     assert (np.array(after["ids"]) == before[1]).all()
     assert np.allclose(np.array(after["scores"]), before[0], atol=1e-6)
 
@@ -218,6 +221,50 @@ def test_concurrent_searches_and_adds(opener: Opener) -> None:
         thread.join()
     assert not errors
     assert len(index) == 300
+
+
+# Milvus Lite only: one in-process server per file, shared by the indexes open on it.
+
+
+@pytest.fixture
+def lite(tmp_path: Path) -> str:
+    pytest.importorskip("pymilvus", reason="pymilvus is not installed")
+    pytest.importorskip("milvus_lite", reason="milvus-lite is not installed")
+    return str(tmp_path / "milvus.db")
+
+
+def test_lite_server_outlives_all_but_the_last_close(lite: str) -> None:
+    first = open_index("milvus", uri=lite, collection="a", dim=DIM)
+    second = open_index("milvus", uri=lite, collection="b", dim=DIM)
+    second.add(sparse_ids(5), unit(5, 30))
+    first.close()
+    first.close()  # twice is harmless
+    assert len(second) == 5
+    second.close()
+
+
+def test_lite_file_held_by_another_process(lite: str) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from ogasearch.index.factory import open_index; "
+            f"index = open_index('milvus', uri={lite!r}, collection='items', dim={DIM}); "
+            "print('open', flush=True); sys.stdin.read(); index.close()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        with pytest.raises(IndexUnavailable, match="only one process"):
+            open_index("milvus", uri=lite, collection="items", dim=DIM)
+    finally:
+        holder.communicate("", timeout=30)
+    index = open_index("milvus", uri=lite, collection="items", dim=DIM)
+    assert len(index) == 0
+    index.close()
 
 
 # The local index only: the approximate path, its switches, and its file.
@@ -313,6 +360,14 @@ def test_save_is_one_file_and_skips_when_unchanged(tmp_path: Path, local_opener:
     index.close()
     with pytest.raises(ValueError, match="closed"):
         index.search(unit(1, 27), 1)
+
+
+def test_exact_search_limit_scales_with_dimension(tmp_path: Path) -> None:
+    def threshold(dim: int) -> int:
+        return open_index("local", path=tmp_path, collection="items", dim=dim).approx_threshold
+
+    assert threshold(256) == 100_000
+    assert threshold(1280) == 20_000
 
 
 def test_factory_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

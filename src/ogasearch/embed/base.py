@@ -70,4 +70,4 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
 
 def _load_all() -> None:
     """Import the implementations so they register themselves (heavy imports stay inside their factories)."""
-    from ogasearch.embed import cnn, pixel  # noqa: F401
+    from ogasearch.embed import clip, cnn, pixel  # noqa: F401

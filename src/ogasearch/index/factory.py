@@ -38,8 +38,8 @@ def open_index(
 ) -> VectorIndex:
     """The index `collection` of `dim`-d vectors: 'local' files under `path`, or 'milvus' at `uri`.
 
-    `opts` go to the backend (local: approx_threshold, m, ef_construction, ef_search; milvus: token, m,
-    ef_construction, ef, consistency_level, batch_size, timeout).
+    `opts` go to the backend (both: m, ef_construction, ef_search; local: approx_threshold; milvus: token,
+    consistency_level, batch_size, timeout).
     """
     if backend == "local":
         if path is None:

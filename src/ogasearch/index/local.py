@@ -7,10 +7,12 @@ searches skip it through an id selector (no over-fetch, always k results when th
 pass 20% of the rows the index is rebuilt from its live vectors; crossing the size threshold rebuilds it as
 the other kind. The catalog holds every vector too, so the file can always be rebuilt from scratch.
 
-Why HNSW rather than IVF: on clustered data at 1M x 256 both reach recall@10 > 0.98 under 1 ms a query and
-IVF builds 2-3x faster, but on diffuse data (200k points of a 64-d Gaussian blur) IVF4096 at nprobe 32 fell
-to recall 0.62 where HNSW at efSearch 128 kept 0.94. HNSW needs no training, so incremental adds never
-force a retrain (measurements: bench/index_speed.py and the report of this change).
+Why HNSW rather than IVF, measured on this 2-core machine: on clustered data at 1M x 256 an IVF4096 (HNSW
+quantiser) built in 65-80 s against 195-235 s for HNSW M=32 efConstruction=80, both under 1 ms a query at
+recall@10 >= 0.96; but on diffuse data (200k points, `bench/index_speed.py --spread 2 2`) IVF2048 at nprobe 32
+fell to recall 0.62 where HNSW kept 0.93 at efSearch 128 and 0.98 at the default 256. HNSW needs no training,
+so incremental adds never force a retrain. On the clustered data efSearch 256 gave recall@10 0.979 at 1M in
+0.7 ms a query.
 """
 
 from __future__ import annotations
@@ -28,8 +30,12 @@ from ogasearch.index.factory import IndexMismatch, check_batch, check_ids, check
 
 TOMBSTONE = -1
 MAX_TOMBSTONE_FRACTION = 0.2
-# Exact search of fewer queries than faiss's BLAS threshold runs on one OpenMP thread: on this 2-core machine a
-# single query over 20k vectors took 0.75 ms on one thread and 16 ms on two (thread wake-ups), 78 vs 172 ms at 1M.
+# Default size limit of exact search, in stored floats: 100k x 256-d scans in 4-9 ms a query here, inside the
+# 10 ms search budget; wider vectors switch to HNSW at proportionally fewer items.
+EXACT_FLOATS = 100_000 * 256
+# Fewer queries than this (faiss's BLAS threshold) are searched on one OpenMP thread. Waking a sleeping OpenMP
+# team costs 8-16 ms on this 2-core VM, and faiss opens parallel regions even for one query (IndexIDMap maps the
+# labels in one): one query took 8 ms on two threads and 0.5 ms on one (HNSW, 200k), 172 vs 78 ms (exact, 1M).
 SMALL_BATCH = 20
 
 
@@ -59,7 +65,7 @@ class LocalIndex:
         collection: str,
         dim: int,
         *,
-        approx_threshold: int = 100_000,
+        approx_threshold: int | None = None,
         m: int = 32,
         ef_construction: int = 80,
         ef_search: int = 256,
@@ -68,7 +74,7 @@ class LocalIndex:
             raise ConfigError(f"index collection name {collection!r} must be letters, digits, '_', '.' or '-'")
         self.dim = dim
         self.path = Path(directory) / f"{collection}.faiss"
-        self.approx_threshold = approx_threshold
+        self.approx_threshold = approx_threshold or max(1, EXACT_FLOATS // dim)
         self.m = m
         self.ef_construction = ef_construction
         self._lock = threading.Lock()
@@ -129,11 +135,12 @@ class LocalIndex:
             buried = index.ntotal > len(self._rows)
             if isinstance(self._inner(), faiss.IndexHNSW):
                 params = self._hnsw_live_params if buried else self._hnsw_params
-                scores, ids = index.search(queries, k, params=params)
-            elif len(queries) < SMALL_BATCH:
-                scores, ids = single_threaded_search(index, queries, k, self._flat_live_params if buried else None)
             else:
-                scores, ids = index.search(queries, k, params=self._flat_live_params if buried else None)
+                params = self._flat_live_params if buried else None
+            if len(queries) < SMALL_BATCH:
+                scores, ids = single_threaded_search(index, queries, k, params)
+            else:
+                scores, ids = index.search(queries, k, params=params)
         scores[ids < 0] = -np.inf
         return scores, ids
 

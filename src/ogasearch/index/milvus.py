@@ -42,7 +42,7 @@ class MilvusIndex:
         token: str = "",
         m: int = 32,
         ef_construction: int = 200,
-        ef: int = 128,
+        ef_search: int = 128,
         consistency_level: str = "Strong",
         batch_size: int = 1000,
         timeout: float | None = None,
@@ -58,21 +58,21 @@ class MilvusIndex:
         self.dim = dim
         self.uri = uri
         self.collection = collection
-        self._ef = ef
+        self._ef_search = ef_search
         self._batch_size = batch_size
         self._timeout = timeout
         self._lite_dir = os.path.abspath(uri) if is_lite(uri) else None
         if self._lite_dir:
             Path(self._lite_dir).parent.mkdir(parents=True, exist_ok=True)
+            with _lite_lock:  # counted before connecting, so a concurrent close() keeps the server
+                _lite_users[self._lite_dir] += 1
         try:
             self._client = MilvusClient(uri=uri, token=token, timeout=timeout)
         except MilvusException as exc:
+            self._release_lite()
             hint = " (only one process at a time may open a Milvus Lite file)" if self._lite_dir else ""
             raise IndexUnavailable(f"cannot open Milvus at {uri}: {exc.message}{hint}") from exc
         self._closed = False
-        if self._lite_dir:
-            with _lite_lock:
-                _lite_users[self._lite_dir] += 1
         try:
             if self._client.has_collection(collection):
                 self._check_schema()
@@ -123,7 +123,7 @@ class MilvusIndex:
             data=list(queries),
             limit=k,
             output_fields=["id"],
-            search_params={"metric_type": "IP", "params": {"ef": max(self._ef, k)}},
+            search_params={"metric_type": "IP", "params": {"ef": max(self._ef_search, k)}},
             anns_field="vector",
             timeout=self._timeout,
         )
@@ -158,6 +158,10 @@ class MilvusIndex:
             return
         self._closed = True
         self._client.close()
+        self._release_lite()
+
+    def _release_lite(self) -> None:
+        """Stop the Milvus Lite server of this file when no open index uses it (a no-op for servers)."""
         if not self._lite_dir:
             return
         with _lite_lock:
@@ -165,9 +169,9 @@ class MilvusIndex:
             if _lite_users[self._lite_dir] > 0:
                 return
             del _lite_users[self._lite_dir]
-        from milvus_lite import server_manager_instance
+            from milvus_lite import server_manager_instance
 
-        server_manager_instance.release_server(self._lite_dir)
+            server_manager_instance.release_server(self._lite_dir)
 
     def _check_schema(self) -> None:
         fields: list[dict[str, Any]] = self._client.describe_collection(self.collection)["fields"]
