@@ -133,6 +133,7 @@ def test_more_like_this_and_paging(indexed: tuple[Path, Path]) -> None:
         (["999999", "--similar"], "no item 999999"),
         (["abc", "--similar"], "needs an item id"),
         (["!!!"], "no words"),
+        (["http://127.0.0.1:9/sprite.png"], "loopback address"),  # refused before any connection
     ],
 )
 def test_bad_queries_are_clear_errors(indexed: tuple[Path, Path], args: list[str], message: str) -> None:
