@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_model
 
 from ogasearch.embed.base import Embedder, EmbedderUnavailable, get_embedder, names
 from ogasearch.ingest.canonical import canonicalize
@@ -28,16 +29,6 @@ from ogasearch.ingest.images import decode_image
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 64
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def cores() -> int:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+from _machine import cpu_model
 
 from ogasearch.index.base import VectorIndex
 from ogasearch.index.factory import IndexUnavailable, open_index
@@ -46,16 +47,6 @@ class Row:
     recall: float
     bytes_per_vector: float
     note: str = ""
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def load() -> str:

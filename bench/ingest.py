@@ -19,22 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import cpu_model
+
 from ogasearch.blobs import BlobStore
 from ogasearch.catalog import Catalog
 from ogasearch.config import load_config
 from ogasearch.ingest.stage import add_paths, ingest
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def sample(corpus: Path, limit: int | None) -> list[Path]:

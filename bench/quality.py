@@ -31,6 +31,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import numpy as np
+from _machine import cpu_model
 from PIL import Image
 
 from ogasearch.blobs import BlobStore
@@ -54,13 +55,6 @@ class Query:
     image: bytes  # encoded query
     target: str  # file:// URL of the source file
     group: str | None  # same-item label, for precision@10 (untransformed sprites only)
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def encode(rgba: np.ndarray, fmt: str = "PNG", **options: object) -> bytes:

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_model
 from PIL import Image
 
 from ogasearch.blobs import BlobStore
@@ -29,13 +30,6 @@ from ogasearch.query import prepare_query
 from ogasearch.searchable import open_engine
 
 WORDS = ("knight", "slime", "sword", "tree", "wall", "potion", "dragon", "floor", "hair", "door")
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def sprite_queries(catalog: Catalog, store: BlobStore, n: int, seed: int) -> list[bytes]:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_model
 from PIL import Image
 
 from ogasearch.ingest.tiles import Box, SheetSlices, slice_sheet
@@ -187,15 +188,7 @@ def labelled(corpus: Path, kind: str, size: tuple[int, int] | None = None) -> li
 
 
 def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, numpy {np.__version__}"
+    return f"{os.cpu_count()} CPUs ({cpu_model()}), Python {platform.python_version()}, numpy {np.__version__}"
 
 
 def main() -> None:
