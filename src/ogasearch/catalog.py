@@ -202,11 +202,15 @@ _PAGE_JSON_FIELDS = ("licenses", "collections", "previews")
 class Catalog:
     """Owns the SQLite connection and every query."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, threads: bool = False) -> None:
+        """`threads`: the web server's worker threads share this connection. That is safe for its reads, which
+        are single autocommit statements, because SQLite is built serialized (sqlite3.threadsafety == 3)."""
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        if threads and sqlite3.threadsafety != 3:
+            raise CatalogError("this SQLite build cannot share a connection between threads")
         try:
-            self.db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=not threads)
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -743,6 +747,31 @@ class Catalog:
         return out
 
     # -- status ---------------------------------------------------------------
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (how a server notices `add` and `update`)."""
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+    def license_names(self) -> list[str]:
+        """Every licence name on a stored page, most used first (the choices of the licence filter)."""
+        rows = self.db.execute(
+            "SELECT json_extract(j.value, '$.name') AS name, COUNT(*) AS n FROM art_pages p, json_each(p.licenses) j "
+            "WHERE p.licenses IS NOT NULL AND json_valid(p.licenses) GROUP BY name ORDER BY n DESC, name"
+        ).fetchall()
+        return [r["name"] for r in rows if r["name"]]
+
+    def summary(self) -> dict[str, Any]:
+        """What the about page shows: how much is searchable, and when the last crawl ran and finished."""
+        row = self.db.execute(
+            "SELECT (SELECT COUNT(*) FROM art_pages WHERE state = 'done') AS pages, "
+            "(SELECT COUNT(*) FROM files WHERE state = 'done') AS files, "
+            "(SELECT COUNT(*) FROM images WHERE state = 'done') AS images, "
+            "(SELECT COUNT(*) FROM items WHERE x0 IS NULL) AS whole, "
+            "(SELECT COUNT(*) FROM items WHERE x0 IS NOT NULL) AS tiles, "
+            "(SELECT MAX(finished_at) FROM crawl_runs) AS last_crawl_finished, "
+            "(SELECT MAX(started_at) FROM crawl_runs) AS last_crawl_started"
+        ).fetchone()
+        return dict(row)
 
     def status(self, max_errors: int = 50) -> dict[str, Any]:
         """Counts per entity and state, plus the recorded errors."""

@@ -28,11 +28,9 @@ from ogasearch.searchable import IndexReport, make_searchable, open_engine, run_
 
 log = logging.getLogger("ogasearch")
 
-CATALOG_NAME = "catalog.sqlite"
-
 
 def open_store(cfg: Config) -> tuple[Catalog, BlobStore]:
-    return Catalog(cfg.data_dir / CATALOG_NAME), BlobStore(cfg.data_dir / "blobs")
+    return Catalog(cfg.catalog_path), BlobStore(cfg.blob_dir)
 
 
 def _reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -220,6 +218,16 @@ def add(ctx: click.Context, paths: tuple[Path, ...], **settings: Any) -> None:
 
 
 SEARCH_SETTINGS = ("model", "index_backend", "milvus_uri", "milvus_token", "embed_batch")
+QUERY_SETTINGS = (
+    "model",
+    "index_backend",
+    "milvus_uri",
+    "milvus_token",
+    "max_query_pixels",
+    "fetch_max_bytes",
+    "fetch_timeout",
+    "fetch_allow_hosts",
+)
 
 
 def _echo_index(report: IndexReport) -> None:
@@ -282,7 +290,7 @@ def update(ctx: click.Context, full: bool, max_pages: int | None, max_items: int
 )
 @click.option("--similar", is_flag=True, help="QUERY is an item id: more like this item.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
-@_setting_options(("model", "index_backend", "milvus_uri", "milvus_token"))
+@_setting_options(QUERY_SETTINGS)
 @click.pass_context
 @_reports_errors
 def search(
@@ -318,6 +326,24 @@ def search(
             f"[{', '.join(r.licenses) or 'licence unknown'}]\n      {r.file_url} {where}".rstrip()
             + (f"\n      {r.page_url}" if r.page_url else "")
         )
+
+
+@main.command()
+@_setting_options(("host", "port", "max_upload_bytes", *QUERY_SETTINGS))
+@click.pass_context
+@_reports_errors
+def serve(ctx: click.Context, **settings: Any) -> None:
+    """Run the web app and JSON API (search page at /, API docs at /docs)."""
+    import uvicorn
+
+    from ogasearch.web.app import create_app
+
+    cfg = _config(ctx, **settings)
+    if not cfg.catalog_path.is_file():
+        log.warning("no catalog in %s yet: run `ogasearch add PATH` or `ogasearch update` first", cfg.data_dir)
+    app = create_app(cfg)
+    click.echo(f"serving {cfg.data_dir} on http://{cfg.host}:{cfg.port}/", err=True)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", proxy_headers=False)
 
 
 @main.command()

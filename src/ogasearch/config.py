@@ -66,6 +66,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("milvus_uri", "", str, "Milvus server URI or Milvus Lite file (default: <data-dir>/milvus.db)."),
     Setting("milvus_token", "", str, "Token for a Milvus server that needs one."),
     Setting("embed_batch", 256, int, "Items embedded per batch (and per catalog commit)."),
+    Setting("host", "127.0.0.1", str, "Address `serve` listens on (0.0.0.0 for every interface)."),
+    Setting("port", 8000, int, "Port `serve` listens on."),
+    Setting("max_upload_bytes", 10 * 1024**2, int, "Largest image upload accepted by the web app."),
+    Setting("max_query_pixels", 16_000_000, int, "Largest query image (width x height) searched for."),
+    Setting("fetch_max_bytes", 10 * 1024**2, int, "Largest image fetched from a URL given as a query."),
+    Setting("fetch_timeout", 10.0, float, "Seconds allowed for fetching an image URL, redirects included."),
+    Setting(
+        "fetch_allow_hosts",
+        "",
+        str,
+        "Comma-separated hosts (host or host:port) whose URLs skip the public-address check, e.g. a local mirror.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -102,10 +114,29 @@ class Config:
     milvus_uri: str
     milvus_token: str
     embed_batch: int
+    host: str
+    port: int
+    max_upload_bytes: int
+    max_query_pixels: int
+    fetch_max_bytes: int
+    fetch_timeout: float
+    fetch_allow_hosts: str
 
     @property
     def art_type_list(self) -> list[str]:
         return [t.strip() for t in self.art_types.split(",") if t.strip()]
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.data_dir / "catalog.sqlite"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def fetch_allow_list(self) -> frozenset[str]:
+        return frozenset(h.strip() for h in self.fetch_allow_hosts.split(",") if h.strip())
 
 
 def _coerce(setting: Setting, value: Any, source: str) -> Any:
@@ -181,14 +212,28 @@ def _validate(values: dict[str, Any]) -> None:
         "max_frames",
         "max_tiles",
         "embed_batch",
+        "max_upload_bytes",
+        "max_query_pixels",
+        "fetch_max_bytes",
     ):
         if values[name] < 1:
             raise ConfigError(f"{name} must be at least 1, got {values[name]}")
-    for name in ("min_interval", "timeout", "backoff", "backoff_max", "retries", "workers", "max_ratio"):
+    for name in (
+        "min_interval",
+        "timeout",
+        "backoff",
+        "backoff_max",
+        "retries",
+        "workers",
+        "max_ratio",
+        "fetch_timeout",
+    ):
         if values[name] < 0:
             raise ConfigError(f"{name} must not be negative, got {values[name]}")
     if values["delay"] is not None and values["delay"] < 0:
         raise ConfigError(f"delay must not be negative, got {values['delay']}")
+    if not 0 <= values["port"] <= 65535:
+        raise ConfigError(f"port must be between 0 and 65535, got {values['port']}")
     values["robots_ttl"] = min(values["robots_ttl"], 86400.0)
     if values["index_backend"] not in ("local", "milvus"):
         raise ConfigError(f"index_backend must be local or milvus, got {values['index_backend']!r}")

@@ -62,3 +62,13 @@ class FetchRefused(OgasearchError):
     def __init__(self, message: str, http_status: int = 400) -> None:
         super().__init__(message)
         self.http_status = http_status
+
+
+class BadImage(OgasearchError):
+    """A query image that cannot be searched for: not an image (415) or over a size limit (413)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, http_status: int = 415) -> None:
+        super().__init__(message)
+        self.http_status = http_status

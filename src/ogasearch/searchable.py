@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,10 +16,11 @@ from ogasearch.catalog import Catalog
 from ogasearch.config import Config
 from ogasearch.embed.base import Embedder, get_embedder
 from ogasearch.embed.stage import embed_items
+from ogasearch.errors import BadImage
 from ogasearch.index.base import VectorIndex
 from ogasearch.index.factory import open_index
 from ogasearch.index.sync import sync_index
-from ogasearch.ingest.images import ImageError
+from ogasearch.ingest.images import ImageError, ImageTooLarge
 from ogasearch.query import prepare_query
 from ogasearch.safefetch import FetchLimits, fetch_image_bytes
 from ogasearch.search import NO_FILTERS, BadQuery, Filters, Result, SearchEngine
@@ -64,6 +67,32 @@ def open_engine(cfg: Config, catalog: Catalog, store: BlobStore) -> SearchEngine
     return SearchEngine(catalog, store, embedder, open_model_index(cfg, embedder))
 
 
+class LiveEngine:
+    """The engine of a long-running server, reopened when another process (`add`, `update`) changed the catalog.
+
+    `make_searchable` writes the catalog last (full-text rebuild) after saving the index, so a reopen
+    prompted by that last write sees the new index.
+    """
+
+    def __init__(self, cfg: Config, catalog: Catalog, store: BlobStore, check_every: float = 5.0) -> None:
+        self.cfg, self.catalog, self.store, self.check_every = cfg, catalog, store, check_every
+        self._lock = threading.Lock()
+        self._version = catalog.data_version()
+        self._checked = time.monotonic()
+        self._engine = open_engine(cfg, catalog, store)
+
+    def get(self) -> SearchEngine:
+        if time.monotonic() - self._checked >= self.check_every:
+            with self._lock:
+                if time.monotonic() - self._checked >= self.check_every:
+                    self._checked = time.monotonic()
+                    version = self.catalog.data_version()
+                    if version != self._version:
+                        log.info("the catalog changed; reopening the index")
+                        self._engine, self._version = open_engine(self.cfg, self.catalog, self.store), version
+        return self._engine
+
+
 def run_query(
     engine: SearchEngine,
     cfg: Config,
@@ -79,17 +108,34 @@ def run_query(
         if not query.strip().isdigit():
             raise BadQuery(f"--similar needs an item id, got {query!r}")
         return engine.similar(int(query), count, offset, filters)
-    if re.match(r"^https?://", query.strip(), re.IGNORECASE):
-        data, _ = fetch_image_bytes(query.strip(), FetchLimits())
-        return engine.by_pixels(_prepare(data, cfg, query), count, offset, filters)
+    if is_image_url(query):
+        return engine.by_pixels(query_views(fetch_query_image(cfg, query.strip()), cfg, query), count, offset, filters)
     path = Path(query)
     if path.is_file():
-        return engine.by_pixels(_prepare(path.read_bytes(), cfg, path.name), count, offset, filters)
+        return engine.by_pixels(query_views(path.read_bytes(), cfg, path.name), count, offset, filters)
     return engine.by_text(query, count, offset, filters)
 
 
-def _prepare(data: bytes, cfg: Config, name: str) -> list[np.ndarray]:
+def is_image_url(query: str) -> bool:
+    return re.match(r"^https?://", query.strip(), re.IGNORECASE) is not None
+
+
+def fetch_query_image(cfg: Config, url: str) -> bytes:
+    """The bytes behind an image URL a user gave, fetched within the configured safefetch limits."""
+    limits = FetchLimits(
+        max_bytes=cfg.fetch_max_bytes,
+        timeout=cfg.fetch_timeout,
+        allow_hosts=cfg.fetch_allow_list,
+        max_pixels=cfg.max_query_pixels,
+    )
+    return fetch_image_bytes(url, limits)[0]
+
+
+def query_views(data: bytes, cfg: Config, name: str) -> list[np.ndarray]:
+    """Canonical views of a query image; an unusable image is a BadImage saying why."""
     try:
-        return prepare_query(data, max_pixels=cfg.max_image_pixels, name=name)
+        return prepare_query(data, max_pixels=cfg.max_query_pixels, name=name)
+    except ImageTooLarge as exc:
+        raise BadImage(f"{name}: {exc}", http_status=413) from exc
     except ImageError as exc:
-        raise BadQuery(f"{name}: {exc}") from exc
+        raise BadImage(f"{name}: {exc}") from exc

@@ -33,6 +33,10 @@ class ImageError(Exception):
     """Why an image could not be decoded, in words a user can act on."""
 
 
+class ImageTooLarge(ImageError):
+    """Over a pixel, frame or memory limit: the bytes may be a fine image, just more than is allowed."""
+
+
 @dataclass
 class Frame:
     index: int  # frame number in the source file
@@ -98,7 +102,7 @@ def _check_size(width: int, height: int, frames: int, limit: int) -> None:
         raise ImageError(f"zero-size image ({width}x{height})")
     if width * height * frames > limit:
         what = f"{frames} frames of {width}x{height}" if frames > 1 else f"{width}x{height}"
-        raise ImageError(
+        raise ImageTooLarge(
             f"image too large: {what} is {width * height * frames} pixels, over the limit of {limit}"
             " (raise max_pixels to allow it)"
         )
@@ -130,7 +134,7 @@ def _decode(data: bytes, fmt: str, max_pixels: int, max_frames: int) -> DecodedI
         _check_size(width, height, 1, limit)
         n_frames = getattr(im, "n_frames", 1)
         if n_frames > max_frames:
-            raise ImageError(f"too many frames: {n_frames}, over the limit of {max_frames}")
+            raise ImageTooLarge(f"too many frames: {n_frames}, over the limit of {max_frames}")
         _check_size(width, height, n_frames, limit)
         frames: list[Frame] = []
         seen: set[bytes] = set()
@@ -165,9 +169,9 @@ def decode_image(data: bytes, *, name: str = "", max_pixels: int = 64_000_000, m
     except Image.UnidentifiedImageError as exc:
         raise ImageError(f"corrupt or truncated {fmt} header") from exc
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"image too large, possibly a decompression bomb: {exc}") from exc
+        raise ImageTooLarge(f"image too large, possibly a decompression bomb: {exc}") from exc
     except MemoryError as exc:
-        raise ImageError("image too large to decode in the memory available") from exc
+        raise ImageTooLarge("image too large to decode in the memory available") from exc
     except EOFError as exc:
         raise ImageError(f"truncated {fmt} data: {exc or 'unexpected end of file'}") from exc
     except Exception as exc:  # Pillow plugins raise many exception types on hostile input

@@ -1,0 +1,136 @@
+"""The JSON API: the same searches as the page, as data (OpenAPI docs at /docs)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request, UploadFile
+from pydantic import BaseModel
+
+from ogasearch.credits import credit_line
+from ogasearch.errors import OgasearchError
+from ogasearch.search import MAX_COUNT, Filters, Result, UnknownItem
+from ogasearch.web.services import Services, result_json
+
+router = APIRouter(prefix="/api", tags=["search"])
+
+MAX_ITEM_ID = 2**63 - 1
+Count = Annotated[int, Query(ge=1, le=MAX_COUNT, description=f"Results per page (1–{MAX_COUNT}).")]
+Offset = Annotated[int, Query(ge=0, description="Results to skip (paging).")]
+ItemId = Annotated[int, Path(ge=1, le=MAX_ITEM_ID, description="An item id from a result.")]
+
+
+class UploadTooLarge(OgasearchError):
+    http_status = 413
+
+
+class ResultOut(BaseModel):
+    item_id: int
+    score: float
+    match: str
+    page_url: str | None
+    file_url: str
+    title: str | None
+    author: str | None
+    licenses: list[str]
+    attribution: str | None
+    archive_path: str
+    bbox: list[int] | None
+    width: int
+    height: int
+    thumb_url: str
+    also_in: list[str]
+    credit: str
+
+
+class SearchOut(BaseModel):
+    query: dict[str, Any]
+    count: int
+    offset: int
+    results: list[ResultOut]
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def filters(
+    license: Annotated[str | None, Query(max_length=100, description="Licence name contains this, e.g. CC0.")] = None,
+    art_type: Annotated[str | None, Query(max_length=100, description="Art type, e.g. 2D Art.")] = None,
+    kind: Annotated[Literal["all", "whole", "tiles"], Query(description="Whole images, tiles, or both.")] = "all",
+) -> Filters:
+    return Filters(license=license or None, art_type=art_type or None, kind=kind)
+
+
+Svc = Annotated[Services, Depends(services)]
+Filter = Annotated[Filters, Depends(filters)]
+
+
+def answer(query: dict[str, Any], results: list[Result], count: int, offset: int) -> dict[str, Any]:
+    return {"query": query, "count": count, "offset": offset, "results": [result_json(r) for r in results]}
+
+
+@router.get("/search", response_model=SearchOut)
+def search(
+    svc: Svc,
+    q: Annotated[str, Query(min_length=1, max_length=2000, description="Words, or an http(s) image URL.")],
+    f: Filter,
+    count: Count = 20,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """Words search titles, tags, authors, descriptions and file names; an image URL is an image search."""
+    results, upload = svc.words_or_url(q, count, offset, f)
+    return answer({"q": q, "kind": "url" if upload else "text", "upload": upload}, results, count, offset)
+
+
+@router.post("/search/image", response_model=SearchOut)
+def search_image(svc: Svc, file: UploadFile, f: Filter, count: Count = 20, offset: Offset = 0) -> dict[str, Any]:
+    """Search by an uploaded image (multipart field `file`): PNG, GIF, BMP, JPEG, WebP, TGA or ICO."""
+    limit = svc.cfg.max_upload_bytes
+    data = file.file.read(limit + 1)
+    if len(data) > limit:
+        raise UploadTooLarge(f"the upload is larger than the limit of {limit} bytes")
+    results, upload = svc.image(data, file.filename or "upload", count, offset, f)
+    return answer({"kind": "image", "upload": upload}, results, count, offset)
+
+
+@router.get("/search/url", response_model=SearchOut)
+def search_url(
+    svc: Svc,
+    url: Annotated[str, Query(min_length=1, max_length=4000, description="An http(s) image URL.")],
+    f: Filter,
+    count: Count = 20,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """Search by an image URL, fetched from public addresses only, within size, time and type limits."""
+    results, upload = svc.url(url, count, offset, f)
+    return answer({"url": url, "kind": "url", "upload": upload}, results, count, offset)
+
+
+@router.get("/similar/{item_id}", response_model=SearchOut)
+def similar(svc: Svc, item_id: ItemId, f: Filter, count: Count = 20, offset: Offset = 0) -> dict[str, Any]:
+    """More like this item (the item itself left out)."""
+    results = svc.similar(item_id, count, offset, f)
+    return answer({"similar": item_id, "kind": "similar"}, results, count, offset)
+
+
+@router.get("/items/{item_id}")
+def item(svc: Svc, item_id: ItemId) -> dict[str, Any]:
+    """One item's full provenance: image, box, file, archive path and every OGA page holding it."""
+    info = svc.catalog.item(item_id)
+    if info is None:
+        raise UnknownItem(f"no item {item_id}")
+    for page in info["pages"]:
+        names = [lic["name"] for lic in page["licenses"]]
+        page["credit"] = credit_line(
+            page["title"], page["author"], names, page["url"], page["attribution"], info["file_url"]
+        )
+    info["thumb_url"] = f"/thumb/{item_id}.png"
+    return info
+
+
+@router.get("/stats")
+def stats(svc: Svc) -> dict[str, Any]:
+    """What is indexed (pages, files, images, whole items, tiles) and when the last crawl ran."""
+    engine = svc.live.get()
+    return {**svc.catalog.summary(), "model": engine.embedder.name, "indexed": len(engine.index)}

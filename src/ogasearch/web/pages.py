@@ -1,0 +1,169 @@
+"""The pages people use: search (words, image URL, upload, more like this), about, and the images they show.
+
+Every search is a GET URL (`/?imsi=…`, `/?upload=…`, `/?similar=…`), so the address bar always holds a link
+that can be shared; an upload is stored first and then shown at its own URL.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path as FsPath
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from ogasearch.credits import file_name
+from ogasearch.search import MAX_COUNT, Filters, Result
+from ogasearch.searchable import query_views
+from ogasearch.thumbs import THUMB_BOX, encode_png, thumbnail
+from ogasearch.web.api import ItemId, Svc, UploadTooLarge
+from ogasearch.web.services import UnknownUpload, credit
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=FsPath(__file__).parent / "templates")
+templates.env.filters["filename"] = file_name
+CACHE = "public, max-age=86400"
+
+
+def _when(stamp: float | None) -> str | None:
+    return None if stamp is None else time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(stamp))
+
+
+def _tile(result: Result) -> str | None:
+    if result.bbox is None:
+        return None
+    x0, y0, x1, y1 = result.bbox
+    return f"tile at x {x0}, y {y0} ({x1 - x0}×{y1 - y0} px)"
+
+
+def _licence_class(name: str) -> str:
+    low = name.lower()
+    for key in ("cc0", "by-sa", "oga-by", "cc-by", "lgpl", "gpl"):
+        if key in low:
+            return key
+    return "other"
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> Response:
+    return templates.TemplateResponse(request, template, context, status_code=status)
+
+
+def error_page(request: Request, status: int, message: str) -> Response:
+    return render(request, "index.html", status, error=message, params={}, results=None, licences=[])
+
+
+@router.get("/")
+def index(
+    request: Request,
+    svc: Svc,
+    imsi: Annotated[str | None, Query(max_length=2000)] = None,
+    upload: Annotated[str | None, Query(max_length=64)] = None,
+    similar: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    count: Annotated[int, Query(ge=1, le=MAX_COUNT)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    license: Annotated[str | None, Query(max_length=100)] = None,
+    kind: Literal["all", "whole", "tiles"] = "all",
+) -> Response:
+    """The search page; with no query, just the search box."""
+    filters = Filters(license=license or None, kind=kind)
+    params = {k: v for k, v in {"imsi": imsi, "upload": upload, "similar": similar}.items() if v not in (None, "")}
+    query_image = None
+    if similar is not None:
+        results = svc.similar(similar, count, offset, filters)
+        query_image = f"/thumb/{similar}.png"
+    elif upload:
+        results = svc.upload(upload, count, offset, filters)
+        query_image = f"/upload/{upload}.png"
+    elif imsi and imsi.strip():
+        results, kept = svc.words_or_url(imsi, count, offset, filters)
+        query_image = f"/upload/{kept}.png" if kept else None
+    else:
+        results = None
+    base = {**params, "count": count, "license": license or "", "kind": kind}
+
+    def link(**changes: Any) -> str:
+        merged = {k: v for k, v in {**base, **changes}.items() if v not in (None, "", "all") and k != "offset"}
+        if changes.get("offset"):
+            merged["offset"] = changes["offset"]
+        if merged.get("count") == 20:
+            del merged["count"]
+        return "/?" + urlencode(merged)
+
+    cards = [
+        {"r": r, "credit": credit(r), "tile": _tile(r), "licence_classes": [_licence_class(n) for n in r.licenses]}
+        for r in results or []
+    ]
+    return render(
+        request,
+        "index.html",
+        results=cards if results is not None else None,
+        params=params,
+        imsi=imsi or "",
+        query_image=query_image,
+        count=count,
+        offset=offset,
+        license=license or "",
+        kind=kind,
+        licences=svc.license_names(),
+        prev_url=link(offset=max(0, offset - count)) if offset > 0 else None,
+        next_url=link(offset=offset + count) if results is not None and len(results) == count else None,
+        unfiltered_url=link(license=None, kind="all"),
+        similar_url=lambda item_id: link(imsi=None, upload=None, similar=item_id),
+    )
+
+
+@router.post("/upload")
+def upload(request: Request, svc: Svc, file: Annotated[UploadFile, File()]) -> Response:
+    """Keep an uploaded query image and send the browser to its search URL (JSON for scripts)."""
+    limit = svc.cfg.max_upload_bytes
+    data = file.file.read(limit + 1)
+    if len(data) > limit:
+        raise UploadTooLarge(f"the upload is larger than the limit of {limit} bytes")
+    query_views(data, svc.cfg, file.filename or "upload")  # refuse what cannot be searched for before keeping it
+    sha = svc.uploads.put(data)
+    target = "/?" + urlencode({"upload": sha, **{k: v for k, v in request.query_params.items() if k != "upload"}})
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse({"upload": sha, "url": target})
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/about")
+def about(request: Request, svc: Svc) -> Response:
+    summary = svc.catalog.summary()
+    engine = svc.live.get()
+    return render(
+        request,
+        "about.html",
+        stats=summary,
+        model=engine.embedder.name,
+        indexed=len(engine.index),
+        last_crawl=_when(summary["last_crawl_finished"]),
+        last_crawl_started=_when(summary["last_crawl_started"]),
+    )
+
+
+def _png(request: Request, data: bytes, etag: str) -> Response:
+    headers = {"ETag": etag, "Cache-Control": CACHE}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(data, media_type="image/png", headers=headers)
+
+
+@router.get("/thumb/{item_id}.png")
+def thumb(request: Request, svc: Svc, item_id: ItemId, size: Literal[64, 128, 256] = THUMB_BOX) -> Response:
+    """The item at native scale, cropped from its sheet, enlarged by a whole number with nearest neighbour."""
+    data, etag = svc.thumbs.png(item_id, size)
+    return _png(request, data, etag)
+
+
+@router.get("/upload/{upload_id}.png")
+def upload_image(request: Request, svc: Svc, upload_id: str) -> Response:
+    """An uploaded query, re-encoded from its decoded pixels (never served as the bytes that were sent)."""
+    data = svc.uploads.get(upload_id)
+    if data is None:
+        raise UnknownUpload(f"no upload {upload_id!r}")
+    views = query_views(data, svc.cfg, "upload")
+    return _png(request, encode_png(thumbnail(views[0])), f'"{upload_id[:32]}"')

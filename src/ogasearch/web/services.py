@@ -1,0 +1,74 @@
+"""What one server process holds: the catalog, the live engine, thumbnails and uploads, and the query kinds
+the page and the API share (words, image URL, upload, item id)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from ogasearch.blobs import BlobStore
+from ogasearch.catalog import Catalog
+from ogasearch.config import Config
+from ogasearch.credits import credit_line
+from ogasearch.errors import OgasearchError
+from ogasearch.search import Filters, Result
+from ogasearch.searchable import LiveEngine, fetch_query_image, is_image_url, query_views
+from ogasearch.thumbs import Thumbnails
+from ogasearch.uploads import UploadStore
+
+
+class UnknownUpload(OgasearchError):
+    """An upload id that was never stored or has been pruned."""
+
+    http_status = 404
+
+
+class Services:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.catalog = Catalog(cfg.catalog_path, threads=True)
+        self.store = BlobStore(cfg.blob_dir)
+        self.live = LiveEngine(cfg, self.catalog, self.store)
+        self.thumbs = Thumbnails(self.catalog, self.store)
+        self.uploads = UploadStore(BlobStore(cfg.data_dir / "queries"))
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def words_or_url(self, q: str, count: int, offset: int, filters: Filters) -> tuple[list[Result], str | None]:
+        """The `imsi` rule: an http(s) URL is an image search, anything else is words. Returns the results
+        and, for an image, the upload id its bytes were kept under (so the page can show the query)."""
+        if is_image_url(q):
+            return self.url(q.strip(), count, offset, filters)
+        return self.live.get().by_text(q, count, offset, filters), None
+
+    def url(self, url: str, count: int, offset: int, filters: Filters) -> tuple[list[Result], str]:
+        data = fetch_query_image(self.cfg, url)
+        return self.image(data, url, count, offset, filters)
+
+    def image(self, data: bytes, name: str, count: int, offset: int, filters: Filters) -> tuple[list[Result], str]:
+        views = query_views(data, self.cfg, name)
+        return self.live.get().by_pixels(views, count, offset, filters), self.uploads.put(data)
+
+    def upload(self, upload_id: str, count: int, offset: int, filters: Filters) -> list[Result]:
+        data = self.uploads.get(upload_id)
+        if data is None:
+            raise UnknownUpload(f"no upload {upload_id!r}; it may have expired, upload the image again")
+        return self.live.get().by_pixels(query_views(data, self.cfg, "upload"), count, offset, filters)
+
+    def similar(self, item_id: int, count: int, offset: int, filters: Filters) -> list[Result]:
+        return self.live.get().similar(item_id, count, offset, filters)
+
+    def license_names(self) -> list[str]:
+        return self.catalog.license_names()
+
+
+def result_json(result: Result) -> dict[str, Any]:
+    """A result as the API returns it: every field, plus the credits line to paste."""
+    return {**asdict(result), "credit": credit(result)}
+
+
+def credit(result: Result) -> str:
+    return credit_line(
+        result.title, result.author, result.licenses, result.page_url, result.attribution, result.file_url
+    )
