@@ -16,7 +16,7 @@ from ogasearch.catalog import Catalog
 from ogasearch.config import Config
 from ogasearch.embed.base import Embedder, get_embedder
 from ogasearch.embed.stage import embed_items
-from ogasearch.errors import BadImage
+from ogasearch.errors import BadImage, FetchRefused
 from ogasearch.index.base import VectorIndex
 from ogasearch.index.factory import open_index
 from ogasearch.index.sync import sync_index
@@ -128,7 +128,12 @@ def fetch_query_image(cfg: Config, url: str) -> bytes:
         allow_hosts=cfg.fetch_allow_list,
         max_pixels=cfg.max_query_pixels,
     )
-    return fetch_image_bytes(url, limits)[0]
+    try:
+        return fetch_image_bytes(url, limits)[0]
+    except FetchRefused as exc:
+        if isinstance(exc.__cause__, ImageTooLarge):  # over max_query_pixels: 413, as for an upload
+            raise FetchRefused(str(exc), 413) from exc
+        raise
 
 
 def query_views(data: bytes, cfg: Config, name: str) -> list[np.ndarray]:

@@ -5,6 +5,7 @@ Only the newest `keep` uploads stay: the store is a cache of queries, not an arc
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 
@@ -22,7 +23,10 @@ class UploadStore:
 
     def put(self, data: bytes) -> str:
         sha = self.store.put(data)
-        self.store.path(sha).touch()  # the same image uploaded again counts as new
+        try:
+            os.utime(self.store.path(sha))  # the same image uploaded again counts as new
+        except FileNotFoundError:  # pruned by another thread in between (touch() would leave an empty file)
+            self.store.put(data)
         with self._lock:
             self._puts += 1
             prune = self._puts % 100 == 0

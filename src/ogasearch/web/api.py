@@ -10,13 +10,13 @@ from pydantic import BaseModel
 from ogasearch.credits import credit_line
 from ogasearch.errors import OgasearchError
 from ogasearch.search import MAX_COUNT, Filters, Result, UnknownItem
-from ogasearch.web.services import Services, result_json
+from ogasearch.web.services import MAX_OFFSET, Services, result_json
 
 router = APIRouter(prefix="/api", tags=["search"])
 
 MAX_ITEM_ID = 2**63 - 1
 Count = Annotated[int, Query(ge=1, le=MAX_COUNT, description=f"Results per page (1–{MAX_COUNT}).")]
-Offset = Annotated[int, Query(ge=0, description="Results to skip (paging).")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description=f"Results to skip (paging, at most {MAX_OFFSET}).")]
 ItemId = Annotated[int, Path(ge=1, le=MAX_ITEM_ID, description="An item id from a result.")]
 
 

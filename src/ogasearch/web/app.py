@@ -13,7 +13,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ogasearch import __version__
 from ogasearch.config import Config
@@ -45,8 +47,39 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+class BodyLimit:
+    """Refuses request bodies over `limit` bytes before any is spooled: a declared Content-Length at once, a
+    chunked body as it streams in. Either way the answer is the app's own 413 (JSON or a page), not plain text.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, message: str) -> None:
+        self.app, self.limit, self.message = app, limit, message
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            await error_response(Request(scope), 413, self.message)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise HTTPException(413, self.message)  # raised inside the route: the handlers answer it
+            return message
+
+        await self.app(scope, limited, send)
+
+
 def create_app(cfg: Config) -> FastAPI:
     services = Services(cfg)
+    too_large = f"the upload is larger than the limit of {cfg.max_upload_bytes} bytes"
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -58,8 +91,6 @@ def create_app(cfg: Config) -> FastAPI:
         version=__version__,
         description="Reverse image search for the pixel art on OpenGameArt.org: by image, image URL, item or words.",
         lifespan=lifespan,
-        # Bodies over the limit are refused as they stream in (declared or chunked), before any is spooled.
-        max_body_size=cfg.max_upload_bytes + MULTIPART_OVERHEAD,
     )
     app.state.services = services
     app.include_router(api.router)
@@ -80,7 +111,7 @@ def create_app(cfg: Config) -> FastAPI:
         if exc.status_code == 404 and message == "Not Found":
             message = f"nothing at {request.url.path}"
         elif exc.status_code == 413:
-            message = f"the upload is larger than the limit of {cfg.max_upload_bytes} bytes"
+            message = too_large
         response = error_response(request, exc.status_code, message)
         response.headers.update(exc.headers or {})
         return response
@@ -89,6 +120,8 @@ def create_app(cfg: Config) -> FastAPI:
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error on %s", request.url.path)
         return error_response(request, 500, "internal error; the server log has the details")
+
+    app.add_middleware(BodyLimit, limit=cfg.max_upload_bytes + MULTIPART_OVERHEAD, message=too_large)
 
     @app.middleware("http")
     async def headers(request: Request, call_next: Any) -> Response:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -20,12 +20,20 @@ from ogasearch.search import MAX_COUNT, Filters, Result
 from ogasearch.searchable import query_views
 from ogasearch.thumbs import THUMB_BOX, encode_png, thumbnail
 from ogasearch.web.api import ItemId, Svc, UploadTooLarge
-from ogasearch.web.services import UnknownUpload, credit
+from ogasearch.web.services import Services, UnknownUpload, credit
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=FsPath(__file__).parent / "templates")
-templates.env.filters["filename"] = file_name
 CACHE = "public, max-age=86400"
+
+
+def web_url(url: str | None) -> str | None:
+    """The URL when a browser can follow it from the page (http or https); local file URLs are not links."""
+    return url if url and urlsplit(url).scheme in ("http", "https") else None
+
+
+templates.env.filters["filename"] = file_name
+templates.env.filters["web_url"] = web_url
 
 
 def _when(stamp: float | None) -> str | None:
@@ -37,6 +45,18 @@ def _tile(result: Result) -> str | None:
         return None
     x0, y0, x1, y1 = result.bbox
     return f"tile at x {x0}, y {y0} ({x1 - x0}×{y1 - y0} px)"
+
+
+def _item_label(svc: Services, item_id: int) -> str | None:
+    """A name for the item a "more like this" search starts from: its page title, else its file name."""
+    info = svc.catalog.item(item_id)
+    if info is None:
+        return None
+    titles = [p["title"] for p in info["pages"] if p.get("title")]
+    name = titles[0] if titles else info["file_name"] or file_name(info["file_url"])
+    if info.get("archive_path") and info["archive_path"] != name:
+        name += f" › {info['archive_path']}"
+    return name
 
 
 def _licence_class(name: str) -> str:
@@ -70,10 +90,11 @@ def index(
     """The search page; with no query, just the search box."""
     filters = Filters(license=license or None, kind=kind)
     params = {k: v for k, v in {"imsi": imsi, "upload": upload, "similar": similar}.items() if v not in (None, "")}
-    query_image = None
+    query_image = query_label = None
     if similar is not None:
         results = svc.similar(similar, count, offset, filters)
         query_image = f"/thumb/{similar}.png"
+        query_label = _item_label(svc, similar)
     elif upload:
         results = svc.upload(upload, count, offset, filters)
         query_image = f"/upload/{upload}.png"
@@ -103,6 +124,7 @@ def index(
         params=params,
         imsi=imsi or "",
         query_image=query_image,
+        query_label=query_label,
         count=count,
         offset=offset,
         license=license or "",
