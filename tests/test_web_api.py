@@ -416,6 +416,19 @@ def test_thumbnail_is_crisp_and_cached(client: TestClient, data: SearchableData)
     assert client.get(f"/thumb/{item}.png", headers={"If-None-Match": '"other"'}).status_code == 200
 
 
+def test_thumbnail_sizes_conditional_requests_and_head(client: TestClient, data: SearchableData) -> None:
+    item = item_id_of(client, data, "monster 07.png")
+    small, large = (decode(client.get(f"/thumb/{item}.png", params={"size": s}).content) for s in (64, 256))
+    assert max(small.shape[:2]) <= 64 < max(large.shape[:2]) <= 256
+    assert_page_error(client.get(f"/thumb/{item}.png", params={"size": 100}), 422, "size")
+    etag = client.get(f"/thumb/{item}.png").headers["etag"]
+    for header in ("*", f'"x", {etag}', f"W/{etag}"):
+        assert client.get(f"/thumb/{item}.png", headers={"If-None-Match": header}).status_code == 304, header
+    assert client.get(f"/thumb/{item}.png", headers={"If-None-Match": etag[:-2] + '"'}).status_code == 200
+    head = client.head(f"/thumb/{item}.png")
+    assert head.status_code == 200 and head.headers["etag"] == etag and head.content == b""
+
+
 def test_thumbnail_of_a_tile_is_cut_from_its_sheet(client: TestClient, data: SearchableData) -> None:
     piece = tile(data, 0, 1)
     item = search_image(client, png_bytes(piece), count=1)[0]["item_id"]

@@ -182,7 +182,7 @@ def test_credit_line_full() -> None:
 @pytest.mark.parametrize(
     ("args", "line"),
     [
-        ((None, None, [], None, None, "file:///art/monster%2007.png"), "monster 07.png: file:///art/monster%2007.png"),
+        ((None, None, [], None, None, "file:///art/monster%2007.png"), "monster 07.png"),
         (("Tiles", None, ["CC0"], "https://oga/content/tiles"), '"Tiles", licensed CC0: https://oga/content/tiles'),
         (("Tiles", "Ann", [], None, "  ", None), '"Tiles" by Ann'),
         ((None, None, [], None), "untitled"),

@@ -699,7 +699,7 @@ class Catalog:
         rows = self.db.execute(
             "SELECT it.id, bm25(image_text, 10.0, 5.0, 3.0, 1.0, 4.0) AS rank FROM image_text "
             "JOIN items it ON it.image_id = image_text.rowid AND it.x0 IS NULL "
-            "WHERE image_text MATCH ? ORDER BY rank LIMIT ?",
+            "WHERE image_text MATCH ? ORDER BY rank, it.id LIMIT ?",
             (match, limit),
         ).fetchall()
         return [(r[0], r[1]) for r in rows]

@@ -18,12 +18,15 @@ def credit_line(
     attribution: str | None = None,
     file_url: str | None = None,
 ) -> str:
-    """`"Title" by Author, licensed CC-BY 4.0: <page>`, plus the page's own attribution notice when it has one."""
+    """`"Title" by Author, licensed CC-BY 4.0: <page>`, plus the page's own attribution notice when it has one.
+
+    A local file (`file:` URL) is named but its path on the server is left out.
+    """
     name = f'"{title}"' if title else (file_name(file_url) if file_url else "untitled")
     line = name + (f" by {author}" if author else "")
     if licenses:
         line += ", licensed " + " / ".join(licenses)
-    source = page_url or file_url
+    source = page_url or (file_url if file_url and not file_url.startswith("file:") else None)
     if source:
         line += f": {source}"
     notice = " ".join((attribution or "").split())

@@ -16,13 +16,14 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from ogasearch.credits import file_name
-from ogasearch.search import MAX_COUNT, Filters, Result
+from ogasearch.search import MAX_COUNT, BadQuery, Filters, Result
 from ogasearch.searchable import query_views
 from ogasearch.thumbs import THUMB_BOX, encode_png, thumbnail
 from ogasearch.web.api import ItemId, Svc, UploadTooLarge
 from ogasearch.web.services import Services, UnknownUpload, credit
 
 router = APIRouter(include_in_schema=False)
+ThumbSize = Annotated[int, Query(description="Longest side in pixels: 64, 128 or 256.")]
 templates = Jinja2Templates(directory=FsPath(__file__).parent / "templates")
 CACHE = "public, max-age=86400"
 
@@ -88,6 +89,7 @@ def index(
     kind: Literal["all", "whole", "tiles"] = "all",
 ) -> Response:
     """The search page; with no query, just the search box."""
+    imsi = (imsi or "").strip()
     filters = Filters(license=license or None, kind=kind)
     params = {k: v for k, v in {"imsi": imsi, "upload": upload, "similar": similar}.items() if v not in (None, "")}
     query_image = query_label = None
@@ -167,21 +169,29 @@ def about(request: Request, svc: Svc) -> Response:
     )
 
 
+def not_modified(if_none_match: str, etag: str) -> bool:
+    """Whether an If-None-Match header names this ETag (weak comparison, as RFC 9110 asks for GET)."""
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or etag in tags
+
+
 def _png(request: Request, data: bytes, etag: str) -> Response:
     headers = {"ETag": etag, "Cache-Control": CACHE}
-    if etag in request.headers.get("if-none-match", ""):
+    if not_modified(request.headers.get("if-none-match", ""), etag):
         return Response(status_code=304, headers=headers)
     return Response(data, media_type="image/png", headers=headers)
 
 
-@router.get("/thumb/{item_id}.png")
-def thumb(request: Request, svc: Svc, item_id: ItemId, size: Literal[64, 128, 256] = THUMB_BOX) -> Response:
+@router.api_route("/thumb/{item_id}.png", methods=["GET", "HEAD"])
+def thumb(request: Request, svc: Svc, item_id: ItemId, size: ThumbSize = THUMB_BOX) -> Response:
     """The item at native scale, cropped from its sheet, enlarged by a whole number with nearest neighbour."""
+    if size not in (64, 128, 256):
+        raise BadQuery(f"size must be 64, 128 or 256, got {size}")
     data, etag = svc.thumbs.png(item_id, size)
     return _png(request, data, etag)
 
 
-@router.get("/upload/{upload_id}.png")
+@router.api_route("/upload/{upload_id}.png", methods=["GET", "HEAD"])
 def upload_image(request: Request, svc: Svc, upload_id: str) -> Response:
     """An uploaded query, re-encoded from its decoded pixels (never served as the bytes that were sent)."""
     data = svc.uploads.get(upload_id)
