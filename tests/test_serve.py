@@ -15,8 +15,12 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from webapp import free_port, save_png, sprite
 
+from ogasearch import searchable
+from ogasearch.blobs import BlobStore
+from ogasearch.catalog import Catalog
 from ogasearch.cli import main
 from ogasearch.config import load_config
+from ogasearch.searchable import LiveEngine
 from ogasearch.web.app import create_app
 
 
@@ -77,3 +81,35 @@ def test_a_running_server_sees_items_added_by_another_process(data_dir: Path, tm
         after = client.post("/api/search/image", files=query).json()["results"]
         assert after[0]["match"] == "exact" and after[0]["file_url"].endswith("late%20arrival.png")
         assert np.isclose(after[0]["score"], 1.0)
+
+
+def test_the_engine_is_reopened_only_when_items_or_the_index_change(data_dir: Path, tmp_path: Path) -> None:
+    cfg = load_config({"data_dir": str(data_dir)}, env={})
+    catalog = Catalog(cfg.catalog_path)
+    try:
+        live = LiveEngine(cfg, catalog, BlobStore(cfg.blob_dir), check_every=0.0)
+        first = live.get()
+        catalog.db.execute("CREATE TABLE unrelated (x)")  # a commit that changes nothing searched
+        assert live.get() is first
+        result = CliRunner().invoke(
+            main, ["--data-dir", str(data_dir), "add", str(save_png(sprite(5, 20), tmp_path / "new.png"))]
+        )
+        assert result.exit_code == 0, result.output
+        second = live.get()
+        assert second is not first and len(second.index) == len(first.index) + 1
+        assert live.get() is second
+    finally:
+        catalog.close()
+
+
+def test_a_failed_reopen_keeps_the_old_engine(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = load_config({"data_dir": str(data_dir)}, env={})
+    catalog = Catalog(cfg.catalog_path)
+    try:
+        live = LiveEngine(cfg, catalog, BlobStore(cfg.blob_dir), check_every=0.0)
+        first = live.get()
+        monkeypatch.setattr(catalog, "items_stamp", lambda: (-1, -1))
+        monkeypatch.setattr(searchable, "open_engine", lambda *a: (_ for _ in ()).throw(OSError("index unreadable")))
+        assert live.get() is first
+    finally:
+        catalog.close()

@@ -474,6 +474,9 @@ def test_image_url_search(client: TestClient, data: SearchableData, images: Imag
         first = results(response)[0]
         assert (first["file_url"], first["match"]) == (want.as_uri(), "exact")
     assert images.seen == [SPRITE_PATH, SPRITE_PATH]  # the path exactly as given, once per search
+    pasted = url.replace("%20", " ")  # as people paste it: the space is escaped once before fetching
+    assert results(client.get("/api/search/url", params={"url": pasted}))[0]["file_url"] == want.as_uri()
+    assert images.seen[-1] == SPRITE_PATH
     assert net.outside() == []
 
 
@@ -833,3 +836,21 @@ def test_about_page_counts(client: TestClient, data: SearchableData) -> None:
 def test_page_errors(client: TestClient, net: Net, target: str, status: int, words: list[str]) -> None:
     assert_page_error(client.get(target), status, *words)
     assert net.connects == []
+
+
+def test_a_failed_search_keeps_the_words_and_filters(client: TestClient) -> None:
+    response = client.get("/?imsi=http://127.0.0.1/x.png&license=CC0&kind=tiles")
+    assert_page_error(response, 400, "loopback")
+    shown = Page(response.text)
+    assert shown.inputs["imsi"] == ["http://127.0.0.1/x.png"]
+    assert 'value="tiles" selected' in response.text and 'value="CC0" selected' in response.text
+
+
+def test_upload_redirect_keeps_only_the_filters(client: TestClient, data: SearchableData) -> None:
+    sprite_png = asset(data, "monster 02.png").read_bytes()
+    response = client.post(
+        "/upload?similar=5&kind=whole&count=5&imsi=x", files={"file": ("m.png", sprite_png)}, follow_redirects=False
+    )
+    assert response.status_code == 303
+    target = query_of(response.headers["location"])
+    assert set(target) == {"upload", "kind", "count"} and target["kind"] == ["whole"]

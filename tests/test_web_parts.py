@@ -255,6 +255,16 @@ def test_every_hundredth_upload_prunes(tmp_path: Path) -> None:
     assert uploads.get(hashlib.sha256(b"the hundredth").hexdigest()) == b"the hundredth"
 
 
+def test_prune_keeps_within_the_byte_budget(tmp_path: Path) -> None:
+    uploads = UploadStore(BlobStore(tmp_path / "queries"), max_bytes=250)
+    shas = [uploads.put(bytes([k]) * 100) for k in range(4)]
+    for age, sha in enumerate(reversed(shas)):
+        os.utime(uploads.store.path(sha), (1_000_000 - age, 1_000_000 - age))
+    assert uploads.get(shas[0]) is not None  # used just now: it stays
+    assert uploads.prune() == 2
+    assert [uploads.get(sha) is not None for sha in shas] == [True, False, False, True]
+
+
 def test_an_upload_pruned_meanwhile_is_written_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another thread may prune between the write and the refresh: the upload must still be whole afterwards."""
     uploads = UploadStore(BlobStore(tmp_path / "queries"))

@@ -748,9 +748,10 @@ class Catalog:
 
     # -- status ---------------------------------------------------------------
 
-    def data_version(self) -> int:
-        """Changes whenever another connection commits (how a server notices `add` and `update`)."""
-        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+    def items_stamp(self) -> tuple[int, int]:
+        """(count, highest id) of items: changes when ingest adds or removes items (a server checks it)."""
+        row = self.db.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM items").fetchone()
+        return int(row[0]), int(row[1])
 
     def license_names(self) -> list[str]:
         """Every licence name on a stored page, most used first (the choices of the licence filter)."""

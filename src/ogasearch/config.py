@@ -69,6 +69,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", "127.0.0.1", str, "Address `serve` listens on (0.0.0.0 for every interface)."),
     Setting("port", 8000, int, "Port `serve` listens on."),
     Setting("max_upload_bytes", 10 * 1024**2, int, "Largest image upload accepted by the web app."),
+    Setting(
+        "upload_store_bytes",
+        1024**3,
+        int,
+        "Disk kept for uploaded query images (their shareable URLs); the least recently used go first.",
+    ),
     Setting("max_query_pixels", 16_000_000, int, "Largest query image (width x height) searched for."),
     Setting("fetch_max_bytes", 10 * 1024**2, int, "Largest image fetched from a URL given as a query."),
     Setting("fetch_timeout", 10.0, float, "Seconds allowed for fetching an image URL, redirects included."),
@@ -117,6 +123,7 @@ class Config:
     host: str
     port: int
     max_upload_bytes: int
+    upload_store_bytes: int
     max_query_pixels: int
     fetch_max_bytes: int
     fetch_timeout: float
@@ -213,6 +220,7 @@ def _validate(values: dict[str, Any]) -> None:
         "max_tiles",
         "embed_batch",
         "max_upload_bytes",
+        "upload_store_bytes",
         "max_query_pixels",
         "fetch_max_bytes",
     ):

@@ -33,3 +33,13 @@ def credit_line(
     if notice:
         line += f" — {notice}"
     return line
+
+
+def with_page_credits(item: dict) -> dict:
+    """An item's provenance (`Catalog.item`) with a credits line added to each page that holds it."""
+    for page in item["pages"]:
+        names = [lic["name"] for lic in page["licenses"]]
+        page["credit"] = credit_line(
+            page["title"], page["author"], names, page["url"], page["attribution"], item["file_url"]
+        )
+    return item

@@ -72,3 +72,10 @@ class BadImage(OgasearchError):
     def __init__(self, message: str, http_status: int = 415) -> None:
         super().__init__(message)
         self.http_status = http_status
+
+
+class UploadTooLarge(OgasearchError):
+    """An uploaded query image over the upload size limit."""
+
+    exit_code = 2
+    http_status = 413

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import numpy as np
 
@@ -68,29 +70,47 @@ def open_engine(cfg: Config, catalog: Catalog, store: BlobStore) -> SearchEngine
 
 
 class LiveEngine:
-    """The engine of a long-running server, reopened when another process (`add`, `update`) changed the catalog.
-
-    `make_searchable` writes the catalog last (full-text rebuild) after saving the index, so a reopen
-    prompted by that last write sees the new index.
+    """The engine of a long-running server, reopened when another process (`add`, `update`) changed what it
+    searches: the items (hash tiers, metadata) or the saved index file. A crawl that only adds pages and
+    files changes neither, so it causes no reopen. If a reopen fails, the old engine keeps serving.
     """
 
     def __init__(self, cfg: Config, catalog: Catalog, store: BlobStore, check_every: float = 5.0) -> None:
         self.cfg, self.catalog, self.store, self.check_every = cfg, catalog, store, check_every
         self._lock = threading.Lock()
-        self._version = catalog.data_version()
-        self._checked = time.monotonic()
         self._engine = open_engine(cfg, catalog, store)
+        self._stamp = self._current_stamp()
+        self._checked = time.monotonic()
 
     def get(self) -> SearchEngine:
+        """The engine to query now (checks for changes at most every `check_every` seconds)."""
         if time.monotonic() - self._checked >= self.check_every:
             with self._lock:
                 if time.monotonic() - self._checked >= self.check_every:
                     self._checked = time.monotonic()
-                    version = self.catalog.data_version()
-                    if version != self._version:
-                        log.info("the catalog changed; reopening the index")
-                        self._engine, self._version = open_engine(self.cfg, self.catalog, self.store), version
+                    self._reopen_if_changed()
         return self._engine
+
+    def _reopen_if_changed(self) -> None:
+        stamp = self._current_stamp()
+        if stamp == self._stamp:
+            return
+        try:
+            engine = open_engine(self.cfg, self.catalog, self.store)
+        except Exception:  # a half-written index or an unreachable Milvus must not take the server down
+            log.exception("the catalog or index changed but could not be reopened; serving the previous one")
+            return
+        log.info("the catalog or index changed; reopened")
+        self._engine, self._stamp = engine, stamp
+
+    def _current_stamp(self) -> tuple[object, ...]:
+        path = getattr(self._engine.index, "path", None)  # a local index file; Milvus is queried live
+        try:
+            info = os.stat(path) if path else None
+        except OSError:
+            info = None
+        file = (info.st_ino, info.st_size, info.st_mtime_ns) if info else None  # saves replace the file
+        return self.catalog.items_stamp(), file
 
 
 def run_query(
@@ -120,6 +140,21 @@ def is_image_url(query: str) -> bool:
     return re.match(r"^https?://", query.strip(), re.IGNORECASE) is not None
 
 
+def escape_url(url: str) -> str:
+    """Percent-encode what people paste unencoded into a URL's path, query and fragment (spaces, non-ASCII),
+    leaving existing escapes and the host alone, as a browser's address bar does."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: safefetch says why it is refused
+        return url
+    if not parts.scheme or not parts.netloc:
+        return url
+    safe = "!$&'()*+,;=:@/%~"
+    path = quote(parts.path, safe=safe)
+    query, fragment = (quote(part, safe=safe + "?") for part in (parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, parts.netloc, path, query, fragment))
+
+
 def fetch_query_image(cfg: Config, url: str) -> bytes:
     """The bytes behind an image URL a user gave, fetched within the configured safefetch limits."""
     limits = FetchLimits(
@@ -129,7 +164,7 @@ def fetch_query_image(cfg: Config, url: str) -> bytes:
         max_pixels=cfg.max_query_pixels,
     )
     try:
-        return fetch_image_bytes(url, limits)[0]
+        return fetch_image_bytes(escape_url(url.strip()), limits)[0]
     except FetchRefused as exc:
         if isinstance(exc.__cause__, ImageTooLarge):  # over max_query_pixels: 413, as for an upload
             raise FetchRefused(str(exc), 413) from exc

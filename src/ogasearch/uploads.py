@@ -1,6 +1,7 @@
 """Uploaded query images, kept by content hash so a search by upload has a URL that can be shared.
 
-Only the newest `keep` uploads stay: the store is a cache of queries, not an archive.
+Only the most recently used uploads stay, at most `keep` of them and `max_bytes` in all: the store is a cache
+of queries, not an archive.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class UploadStore:
-    def __init__(self, store: BlobStore, keep: int = 5000) -> None:
+    def __init__(self, store: BlobStore, max_bytes: int = 1024**3, keep: int = 5000) -> None:
         self.store = store
+        self.max_bytes = max_bytes
         self.keep = keep
         self._puts = 0
         self._lock = threading.Lock()
 
     def put(self, data: bytes) -> str:
+        """Keep an upload; returns its id (the sha256 of its bytes)."""
         sha = self.store.put(data)
         try:
             os.utime(self.store.path(sha))  # the same image uploaded again counts as new
@@ -39,19 +42,26 @@ class UploadStore:
         if not _SHA256.fullmatch(sha) or not self.store.exists(sha):
             return None
         try:
-            return self.store.read(sha)
+            data = self.store.read(sha)
+            os.utime(self.store.path(sha))  # a shared link that is still used stays
         except OSError:
             return None
+        return data
 
     def prune(self) -> int:
-        """Remove all but the newest `keep` uploads; returns how many were removed."""
+        """Remove the least recently used uploads past `keep` files or `max_bytes`; returns how many."""
         files = []
         for path in self.store.root.glob("??/??/*"):
             try:
-                files.append((path.stat().st_mtime, path))
+                stat = path.stat()
             except OSError:
                 continue
-        files.sort(reverse=True)
-        for _, path in files[self.keep :]:
-            path.unlink(missing_ok=True)
-        return max(0, len(files) - self.keep)
+            files.append((stat.st_mtime, stat.st_size, path))
+        files.sort(key=lambda f: f[0], reverse=True)
+        total = removed = 0
+        for rank, (_, size, path) in enumerate(files):
+            total += size
+            if rank >= self.keep or total > self.max_bytes:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed

@@ -7,10 +7,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, UploadFile
 from pydantic import BaseModel
 
-from ogasearch.credits import credit_line
-from ogasearch.errors import OgasearchError
+from ogasearch.credits import with_page_credits
 from ogasearch.search import MAX_COUNT, Filters, Result, UnknownItem
-from ogasearch.web.services import MAX_OFFSET, Services, result_json
+from ogasearch.web.services import MAX_OFFSET, Services, read_upload, result_json
 
 router = APIRouter(prefix="/api", tags=["search"])
 
@@ -18,10 +17,6 @@ MAX_ITEM_ID = 2**63 - 1
 Count = Annotated[int, Query(ge=1, le=MAX_COUNT, description=f"Results per page (1–{MAX_COUNT}).")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description=f"Results to skip (paging, at most {MAX_OFFSET}).")]
 ItemId = Annotated[int, Path(ge=1, le=MAX_ITEM_ID, description="An item id from a result.")]
-
-
-class UploadTooLarge(OgasearchError):
-    http_status = 413
 
 
 class ResultOut(BaseModel):
@@ -51,6 +46,7 @@ class SearchOut(BaseModel):
 
 
 def services(request: Request) -> Services:
+    """The process's services, made once by `create_app`."""
     return request.app.state.services
 
 
@@ -86,10 +82,7 @@ def search(
 @router.post("/search/image", response_model=SearchOut)
 def search_image(svc: Svc, file: UploadFile, f: Filter, count: Count = 20, offset: Offset = 0) -> dict[str, Any]:
     """Search by an uploaded image (multipart field `file`): PNG, GIF, BMP, JPEG, WebP, TGA or ICO."""
-    limit = svc.cfg.max_upload_bytes
-    data = file.file.read(limit + 1)
-    if len(data) > limit:
-        raise UploadTooLarge(f"the upload is larger than the limit of {limit} bytes")
+    data = read_upload(file, svc.cfg.max_upload_bytes)
     results, upload = svc.image(data, file.filename or "upload", count, offset, f)
     return answer({"kind": "image", "upload": upload}, results, count, offset)
 
@@ -120,17 +113,11 @@ def item(svc: Svc, item_id: ItemId) -> dict[str, Any]:
     info = svc.catalog.item(item_id)
     if info is None:
         raise UnknownItem(f"no item {item_id}")
-    for page in info["pages"]:
-        names = [lic["name"] for lic in page["licenses"]]
-        page["credit"] = credit_line(
-            page["title"], page["author"], names, page["url"], page["attribution"], info["file_url"]
-        )
-    info["thumb_url"] = f"/thumb/{item_id}.png"
-    return info
+    return {**with_page_credits(info), "thumb_url": f"/thumb/{item_id}.png"}
 
 
 @router.get("/stats")
 def stats(svc: Svc) -> dict[str, Any]:
     """What is indexed (pages, files, images, whole items, tiles) and when the last crawl ran."""
     engine = svc.live.get()
-    return {**svc.catalog.summary(), "model": engine.embedder.name, "indexed": len(engine.index)}
+    return {**svc.summary(), "model": engine.embedder.name, "indexed": len(engine.index)}

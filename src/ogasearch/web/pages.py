@@ -16,16 +16,18 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from ogasearch.credits import file_name
+from ogasearch.errors import OgasearchError
 from ogasearch.search import MAX_COUNT, BadQuery, Filters, Result
 from ogasearch.searchable import query_views
 from ogasearch.thumbs import THUMB_BOX, encode_png, thumbnail
-from ogasearch.web.api import ItemId, Svc, UploadTooLarge
-from ogasearch.web.services import Services, UnknownUpload, credit
+from ogasearch.web.api import ItemId, Svc
+from ogasearch.web.services import Services, UnknownUpload, credit, read_upload
 
 router = APIRouter(include_in_schema=False)
 ThumbSize = Annotated[int, Query(description="Longest side in pixels: 64, 128 or 256.")]
 templates = Jinja2Templates(directory=FsPath(__file__).parent / "templates")
 CACHE = "public, max-age=86400"
+PRIVATE_CACHE = "private, max-age=86400"
 
 
 def web_url(url: str | None) -> str | None:
@@ -69,14 +71,16 @@ def _licence_class(name: str) -> str:
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> Response:
+    """A page from its template; templates escape every value."""
     return templates.TemplateResponse(request, template, context, status_code=status)
 
 
 def error_page(request: Request, status: int, message: str) -> Response:
+    """The search page with only the reason a request failed (for errors raised before a route runs)."""
     return render(request, "index.html", status, error=message, params={}, results=None, licences=[])
 
 
-@router.get("/")
+@router.api_route("/", methods=["GET", "HEAD"])
 def index(
     request: Request,
     svc: Svc,
@@ -88,23 +92,26 @@ def index(
     license: Annotated[str | None, Query(max_length=100)] = None,
     kind: Literal["all", "whole", "tiles"] = "all",
 ) -> Response:
-    """The search page; with no query, just the search box."""
+    """The search page; with no query, just the search box. A failed search keeps the user's words and
+    filters on the page, with the reason and the error's status."""
     imsi = (imsi or "").strip()
     filters = Filters(license=license or None, kind=kind)
     params = {k: v for k, v in {"imsi": imsi, "upload": upload, "similar": similar}.items() if v not in (None, "")}
-    query_image = query_label = None
-    if similar is not None:
-        results = svc.similar(similar, count, offset, filters)
-        query_image = f"/thumb/{similar}.png"
-        query_label = _item_label(svc, similar)
-    elif upload:
-        results = svc.upload(upload, count, offset, filters)
-        query_image = f"/upload/{upload}.png"
-    elif imsi and imsi.strip():
-        results, kept = svc.words_or_url(imsi, count, offset, filters)
-        query_image = f"/upload/{kept}.png" if kept else None
-    else:
-        results = None
+    results: list[Result] | None = None
+    query_image = query_label = error = None
+    status = 200
+    try:
+        if similar is not None:
+            results = svc.similar(similar, count, offset, filters)
+            query_image, query_label = f"/thumb/{similar}.png", _item_label(svc, similar)
+        elif upload:
+            results = svc.upload(upload, count, offset, filters)
+            query_image = f"/upload/{upload}.png"
+        elif imsi:
+            results, kept = svc.words_or_url(imsi, count, offset, filters)
+            query_image = f"/upload/{kept}.png" if kept else None
+    except OgasearchError as exc:
+        error, status = str(exc), getattr(exc, "http_status", 400)
     base = {**params, "count": count, "license": license or "", "kind": kind}
 
     def link(**changes: Any) -> str:
@@ -122,9 +129,11 @@ def index(
     return render(
         request,
         "index.html",
+        status,
         results=cards if results is not None else None,
+        error=error,
         params=params,
-        imsi=imsi or "",
+        imsi=imsi,
         query_image=query_image,
         query_label=query_label,
         count=count,
@@ -141,22 +150,22 @@ def index(
 
 @router.post("/upload")
 def upload(request: Request, svc: Svc, file: Annotated[UploadFile, File()]) -> Response:
-    """Keep an uploaded query image and send the browser to its search URL (JSON for scripts)."""
-    limit = svc.cfg.max_upload_bytes
-    data = file.file.read(limit + 1)
-    if len(data) > limit:
-        raise UploadTooLarge(f"the upload is larger than the limit of {limit} bytes")
+    """Keep an uploaded query image and send the browser to its search URL (JSON for scripts); the filters
+    in the query string (count, license, kind) carry over."""
+    data = read_upload(file, svc.cfg.max_upload_bytes)
     query_views(data, svc.cfg, file.filename or "upload")  # refuse what cannot be searched for before keeping it
     sha = svc.uploads.put(data)
-    target = "/?" + urlencode({"upload": sha, **{k: v for k, v in request.query_params.items() if k != "upload"}})
+    kept = {k: v for k, v in request.query_params.items() if k in ("count", "license", "kind")}
+    target = "/?" + urlencode({"upload": sha, **kept})
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse({"upload": sha, "url": target})
     return RedirectResponse(target, status_code=303)
 
 
-@router.get("/about")
+@router.api_route("/about", methods=["GET", "HEAD"])
 def about(request: Request, svc: Svc) -> Response:
-    summary = svc.catalog.summary()
+    """What is indexed and when the last crawl ran."""
+    summary = svc.summary()
     engine = svc.live.get()
     return render(
         request,
@@ -175,8 +184,8 @@ def not_modified(if_none_match: str, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-def _png(request: Request, data: bytes, etag: str) -> Response:
-    headers = {"ETag": etag, "Cache-Control": CACHE}
+def _png(request: Request, data: bytes, etag: str, cache: str = CACHE) -> Response:
+    headers = {"ETag": etag, "Cache-Control": cache}
     if not_modified(request.headers.get("if-none-match", ""), etag):
         return Response(status_code=304, headers=headers)
     return Response(data, media_type="image/png", headers=headers)
@@ -193,9 +202,13 @@ def thumb(request: Request, svc: Svc, item_id: ItemId, size: ThumbSize = THUMB_B
 
 @router.api_route("/upload/{upload_id}.png", methods=["GET", "HEAD"])
 def upload_image(request: Request, svc: Svc, upload_id: str) -> Response:
-    """An uploaded query, re-encoded from its decoded pixels (never served as the bytes that were sent)."""
+    """An uploaded query, re-encoded from its decoded pixels (never served as the bytes that were sent).
+    It is someone's query, so browsers may cache it but shared caches may not."""
     data = svc.uploads.get(upload_id)
     if data is None:
         raise UnknownUpload(f"no upload {upload_id!r}")
+    etag = f'"{upload_id[:32]}"'
+    if not_modified(request.headers.get("if-none-match", ""), etag):  # before any decoding
+        return _png(request, b"", etag, PRIVATE_CACHE)
     views = query_views(data, svc.cfg, "upload")
-    return _png(request, encode_png(thumbnail(views[0])), f'"{upload_id[:32]}"')
+    return _png(request, encode_png(thumbnail(views[0])), etag, PRIVATE_CACHE)

@@ -3,19 +3,24 @@ the page and the API share (words, image URL, upload, item id)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
+
+from fastapi import UploadFile
 
 from ogasearch.blobs import BlobStore
 from ogasearch.catalog import Catalog
 from ogasearch.config import Config
 from ogasearch.credits import credit_line
-from ogasearch.errors import OgasearchError
+from ogasearch.errors import OgasearchError, UploadTooLarge
 from ogasearch.search import BadQuery, Filters, Result
 from ogasearch.searchable import LiveEngine, fetch_query_image, is_image_url, query_views
 from ogasearch.thumbs import Thumbnails
 from ogasearch.uploads import UploadStore
 
+STATS_TTL = 30.0  # seconds counts and licence names are reused
 MAX_OFFSET = 10_000  # deeper pages cost a scan of the whole index, and no one pages that far
 
 
@@ -32,13 +37,16 @@ class UnknownUpload(OgasearchError):
 
 
 class Services:
+    """Opened once per server process and shared by its request threads."""
+
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.catalog = Catalog(cfg.catalog_path, threads=True)
         self.store = BlobStore(cfg.blob_dir)
         self.live = LiveEngine(cfg, self.catalog, self.store)
         self.thumbs = Thumbnails(self.catalog, self.store)
-        self.uploads = UploadStore(BlobStore(cfg.data_dir / "queries"))
+        self.uploads = UploadStore(BlobStore(cfg.data_dir / "queries"), cfg.upload_store_bytes)
+        self._cache: dict[str, tuple[float, Any]] = {}
 
     def close(self) -> None:
         self.catalog.close()
@@ -73,7 +81,27 @@ class Services:
         return self.live.get().similar(item_id, count, offset, filters)
 
     def license_names(self) -> list[str]:
-        return self.catalog.license_names()
+        """The licence filter's choices (cached: every page view shows them)."""
+        return self._cached("licences", self.catalog.license_names)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for the about page and /api/stats (cached: they scan whole tables)."""
+        return self._cached("summary", self.catalog.summary)
+
+    def _cached(self, key: str, compute: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is None or now - hit[0] > STATS_TTL:
+            hit = self._cache[key] = (now, compute())
+        return hit[1]
+
+
+def read_upload(file: UploadFile, limit: int) -> bytes:
+    """An uploaded file's bytes, refused past `limit` (the body limit lets multipart overhead through)."""
+    data = file.file.read(limit + 1)
+    if len(data) > limit:
+        raise UploadTooLarge(f"the upload is larger than the limit of {limit} bytes")
+    return data
 
 
 def result_json(result: Result) -> dict[str, Any]:
@@ -82,6 +110,7 @@ def result_json(result: Result) -> dict[str, Any]:
 
 
 def credit(result: Result) -> str:
+    """The credits line for a result (see `credits.credit_line`)."""
     return credit_line(
         result.title, result.author, result.licenses, result.page_url, result.attribution, result.file_url
     )
