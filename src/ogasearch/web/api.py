@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, UploadFile
@@ -19,23 +20,11 @@ Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description=f"Results to skip
 ItemId = Annotated[int, Path(ge=1, le=MAX_ITEM_ID, description="An item id from a result.")]
 
 
-class ResultOut(BaseModel):
-    item_id: int
-    score: float
-    match: str
-    page_url: str | None
-    file_url: str
-    title: str | None
-    author: str | None
-    licenses: list[str]
-    attribution: str | None
-    archive_path: str
-    bbox: list[int] | None
-    width: int
-    height: int
-    thumb_url: str
-    also_in: list[str]
-    credit: str
+@dataclass
+class ResultOut(Result):
+    """A result as the API returns it (the schema in /docs): every field, plus the credits line to paste."""
+
+    credit: str = ""
 
 
 class SearchOut(BaseModel):
