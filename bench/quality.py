@@ -4,7 +4,8 @@ The corpus (or a fixed sample of it, always including the query sources) is inde
 with `add` (tiles included). Queries are a fixed-seed sample of sprites across all
 packs, each transformed (nearest3, flip, bg, jpeg, hue), plus tiles cut from real
 grid sheets (target: the sheet). A query is correct at k when a top-k result comes
-from the source file. Same-item precision@10 uses the `group` labels.
+from the source file. Same-item precision@10 uses the `group` labels. The median
+time per query (decode and preparation included) is listed per kind.
 
 Rows: each embedder alone (vectors only), the default configuration (the full
 engine: exact and near-duplicate hashes, mirrored query, vectors), and the seed
@@ -157,12 +158,18 @@ def index_files(corpus: Path, queries: list[Query], limit: int | None, seed: int
     return sorted(needed | set(rest[: max(0, limit - len(needed))]))
 
 
-def evaluate(run, queries: list[Query], group_of: dict[str, str]) -> dict[str, tuple[float, float]]:
-    """recall@1 and recall@10 per query kind, plus same-item precision@10."""
+Scores = dict[str, tuple[float, float]]
+
+
+def evaluate(run, queries: list[Query], group_of: dict[str, str]) -> tuple[Scores, dict[str, float]]:
+    """recall@1 and recall@10 per query kind plus same-item precision@10, and the median query ms per kind."""
     hits: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
+    times: dict[str, list[float]] = defaultdict(list)
     precision: list[float] = []
     for q in queries:
+        t = time.perf_counter()
         files = run(q.image)
+        times[q.kind].append(time.perf_counter() - t)
         top = [any(f == q.target for f in result) for result in files]
         hits[q.kind].append((bool(top[:1] and top[0]), any(top[:K])))
         if q.group is not None:
@@ -171,7 +178,7 @@ def evaluate(run, queries: list[Query], group_of: dict[str, str]) -> dict[str, t
             precision.append(same / max(1, len(others)))
     out = {kind: (float(np.mean([a for a, _ in v])), float(np.mean([b for _, b in v]))) for kind, v in hits.items()}
     out["precision@10"] = (float(np.mean(precision)) if precision else float("nan"), float("nan"))
-    return out
+    return out, {kind: float(np.median(v)) * 1000 for kind, v in times.items()}
 
 
 def engine_runner(engine: SearchEngine, max_pixels: int):
@@ -234,7 +241,7 @@ def main() -> None:
     )
     print(f"queries: {args.queries} sprites x {len(TRANSFORMS)} transforms + {args.tiles} tiles\n")
 
-    rows: list[tuple[str, dict[str, tuple[float, float]]]] = []
+    rows: list[tuple[str, tuple[Scores, dict[str, float]]]] = []
     for name in dict.fromkeys([*args.embedders, args.default]):
         t = time.perf_counter()
         make_searchable(cfg, catalog, store, name)
@@ -283,10 +290,14 @@ def main() -> None:
         "\n| configuration | " + " | ".join(f"{k} R@1 / R@10" for k in kinds) + " | overall miss@10 | same-item P@10 |"
     )
     print("|---|" + "---|" * (len(kinds) + 2))
-    for label, res in rows:
+    for label, (res, _) in rows:
         cells = [f"{res[k][0]:.3f} / {res[k][1]:.3f}" for k in kinds]
         miss = 1 - np.mean([res[k][1] for k in kinds])
         print(f"| {label} | " + " | ".join(cells) + f" | {miss:.3f} | {res['precision@10'][0]:.3f} |")
+    print("\n| configuration | " + " | ".join(f"{k} p50 ms" for k in kinds) + " |")
+    print("|---|" + "---|" * len(kinds))
+    for label, (_, p50) in rows:
+        print(f"| {label} | " + " | ".join(f"{p50[k]:.1f}" for k in kinds) + " |")
     catalog.close()
 
 

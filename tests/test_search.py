@@ -179,3 +179,56 @@ def test_recover_alpha_removes_a_uniform_background_only() -> None:
     noisy[..., 3] = 255
     assert (recover_alpha(noisy) == noisy).all()
     assert (recover_alpha(rgba) == rgba).all()  # already transparent: untouched
+
+
+class _NearDuplicates:
+    """A catalog of three near duplicates of one query (perceptual hash), two of them with stored vectors."""
+
+    def __init__(self, query_hash: int, near: dict[int, tuple[int, list[float] | None]]) -> None:
+        self.query_hash, self.near = query_hash, near  # item id -> (hash bits flipped, stored vector)
+
+    def items_with_hash(self, sha256s: list[str]) -> list[int]:
+        return []
+
+    def hash_table(self) -> tuple[list[int], list[int], list[str]]:
+        hashes = [self.query_hash ^ flipped for flipped, _ in self.near.values()]
+        return list(self.near), [h - (1 << 64) if h >= 1 << 63 else h for h in hashes], [""] * len(hashes)
+
+    def vectors(self, model: str, ids: list[int]) -> list[tuple[int, bytes]]:
+        return [(i, np.array(self.near[i][1], np.float32).tobytes()) for i in ids if self.near[i][1] is not None]
+
+    def item_rows(self, ids: list[int]) -> dict[int, dict]:
+        row = dict.fromkeys(("x0", "page_url", "title", "author", "attribution", "art_type"))
+        return {
+            i: row
+            | {"item_id": i, "pixel_sha256": str(i), "phash": self.query_hash ^ self.near[i][0], "licenses": []}
+            | {"file_url": f"file:///{i}.png", "archive_path": "", "width": 8, "height": 8}
+            for i in ids
+        }
+
+
+class _OneDirection:
+    name, dim = "fake", 2
+
+    def embed(self, images: list[np.ndarray]) -> np.ndarray:
+        return np.tile(np.array([1, 0], np.float32), (len(images), 1))
+
+
+class _EmptyIndex:
+    def __len__(self) -> int:
+        return 0
+
+
+def test_near_duplicates_are_ordered_by_vector_similarity() -> None:
+    """A 64-bit hash cannot tell a sprite from a recolour or a tile of the same layout; the vectors decide."""
+    from ogasearch.ingest.hashing import perceptual_hash
+    from ogasearch.search import SearchEngine
+
+    query = np.zeros((8, 8, 4), np.uint8)
+    query[2:6, 2:6] = 255  # mirror-symmetric: both views share one hash
+    near = {1: (0b100000, [0.0, 1.0]), 2: (0b11111, [1.0, 0.0]), 3: (0b1111000000, None)}
+    engine = SearchEngine(_NearDuplicates(perceptual_hash(query), near), None, _OneDirection(), _EmptyIndex())
+    results = engine.by_pixels([query], count=3)
+    assert [r.item_id for r in results] == [2, 3, 1]  # by hash distance alone it was 1, 3, 2
+    assert [r.score for r in results] == [1.0, round(1 - 4 / 64, 4), 0.0]  # no stored vector: hash similarity
+    assert {r.match for r in results} == {"near"}

@@ -1,7 +1,8 @@
 """The query engine: an image, an item id or words in; ranked, collapsed, filtered results out.
 
 Ranking tiers: the exact sprite (same canonical pixels, whatever the file, format
-or upload scale), then near duplicates (perceptual hash), then vector similarity.
+or upload scale), then near duplicates (perceptual hash, ordered by vector
+similarity), then vector similarity.
 A query is also tried mirrored, since sprites are often drawn facing either way.
 Results that show the same sprite are collapsed into one, listing the other
 files that hold it.
@@ -113,17 +114,15 @@ class SearchEngine:
             if item_id != exclude and (item_id not in ranked or ranked[item_id][:2] < (tier, score)):
                 ranked[item_id] = (tier, score, match)
 
+        vectors = self.embedder.embed(views)
         if self.use_hashes:
             for item_id in self.catalog.items_with_hash([pixel_sha256(v) for v in views]):
                 offer(item_id, TIER_EXACT, 1.0, "exact")
-            ids, hashes = self._hash_arrays()
-            for view in views:
-                distance = np.bitwise_count(hashes ^ np.uint64(perceptual_hash(view)))
-                for pos in np.flatnonzero(distance <= NEAR_BITS):
-                    offer(int(ids[pos]), TIER_NEAR, 1.0 - float(distance[pos]) / 64, "near")
+            for item_id, score in self._near_scores(views, vectors).items():
+                offer(item_id, TIER_NEAR, score, "near")
         want = min(len(self.index), (offset + count) * 8 + 64)
         if want:
-            scores, found = self.index.search(self.embedder.embed(views), want)
+            scores, found = self.index.search(vectors, want)
             for row_scores, row_ids in zip(scores, found, strict=True):
                 for score, item_id in zip(row_scores, row_ids, strict=True):
                     if item_id >= 0:
@@ -158,6 +157,24 @@ class SearchEngine:
         return self._page(order, scores, count, offset, filters)
 
     # -- helpers ----------------------------------------------------------------
+
+    def _near_scores(self, views: list[np.ndarray], vectors: np.ndarray) -> dict[int, float]:
+        """Near duplicates of any view (perceptual hash), scored by their vector similarity to the query.
+
+        A 64-bit hash cannot tell a sprite from its recolours or from a tile of similar layout; the vectors can.
+        An item without a stored vector keeps its hash similarity.
+        """
+        ids, hashes = self._hash_arrays()
+        bits: dict[int, int] = {}
+        for view in views:
+            distance = np.bitwise_count(hashes ^ np.uint64(perceptual_hash(view)))
+            for pos in np.flatnonzero(distance <= NEAR_BITS):
+                item_id = int(ids[pos])
+                bits[item_id] = min(bits.get(item_id, NEAR_BITS), int(distance[pos]))
+        scores = {item_id: 1.0 - distance / 64 for item_id, distance in bits.items()}
+        for item_id, blob in self.catalog.vectors(self.embedder.name, list(bits)):
+            scores[item_id] = float((vectors @ np.frombuffer(blob, np.float32)).max())
+        return scores
 
     def _hash_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         if self._ids is None or self._phash is None:

@@ -20,6 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ogasearch.background import TOLERANCE, border_colour, flood_from_border
 from ogasearch.embed.base import normalize, register
 
 GRID = 12  # side of the silhouette and lightness grids
@@ -32,8 +33,6 @@ MAX_SIDE = 256  # larger images are area-reduced first: detail beyond the grids 
 GREY = 0.5  # transparency is composited on mid-grey, where neither dark nor light outlines vanish
 CHUNK_PIXELS = 1 << 16  # padded pixels described in one group: bounds memory, keeps arrays in cache
 
-BG_TOLERANCE = (24, 48)  # colour distance (max channel, 0-255) still counted as background: floor and cap
-BG_NOISE_FACTOR = 3.0  # the tolerance grows with the noise measured on the border (JPEG)
 BG_BORDER_SHARE = (0.4, 0.7)  # border share of the background colour: no background below, certain above
 BG_EDGE_RAMP = 96  # colour distance over which an edge pixel goes from background to opaque
 
@@ -106,16 +105,6 @@ def _soft_one_hot(values: np.ndarray, bins: int) -> np.ndarray:
     return np.clip(1 - np.abs(values[:, None] - np.arange(bins, dtype=np.float32)), 0, None)
 
 
-def _spread_along_rows(candidate: np.ndarray, reached: np.ndarray) -> np.ndarray:
-    """Extend `reached` over every horizontal run of candidate pixels that it touches."""
-    breaks = ~candidate
-    breaks[:, 0] = True  # runs never continue from one row into the next
-    labels = np.cumsum(breaks, axis=None).reshape(candidate.shape)
-    hit = np.zeros(labels[-1, -1] + 1, dtype=bool)
-    hit[labels[reached]] = True
-    return candidate & hit[labels]
-
-
 def _opened(mask: np.ndarray) -> np.ndarray:
     """Morphological opening with a 2 x 2 square: keeps exactly the pixels covered by an all-true 2 x 2 block."""
     core = mask[:-1, :-1] & mask[1:, :-1] & mask[:-1, 1:] & mask[1:, 1:]
@@ -142,37 +131,23 @@ def _border_background(rgb: np.ndarray) -> tuple[np.ndarray, float] | None:
     colour to recover.
 
     A sprite composited on a solid colour (or saved as a JPEG on white) lost its alpha; its trimmed border is
-    then mostly one colour. Flooding from the border through pixels near that colour (run by run, so a few
-    passes converge) recovers the silhouette without eating interior pixels of the same colour. The tolerance
-    follows the noise measured on the border, and the confidence rises smoothly with the border share of the
-    colour, so a tile whose border is half one colour is described the same way before and after JPEG.
+    then mostly one colour. Flooding from the border through pixels near that colour recovers the silhouette
+    without eating interior pixels of the same colour. The tolerance follows the noise measured on the border,
+    and the confidence rises smoothly with the border share of the colour, so a tile whose border is half one
+    colour is described the same way before and after JPEG.
     """
-    ring = np.concatenate((rgb[0], rgb[-1], rgb[1:-1, 0], rgb[1:-1, -1]))
-    quantised = ring >> 4
-    keys = (quantised[:, 0] << 8) | (quantised[:, 1] << 4) | quantised[:, 2]
-    colour = ring[keys == np.bincount(keys).argmax()].mean(axis=0)
-    distance = np.abs(ring - colour).max(axis=-1)
-    low, high = BG_TOLERANCE
-    tolerance = min(low + BG_NOISE_FACTOR * float(distance[distance <= high].mean()), high)
-    share = float((distance <= tolerance).mean())
+    border = border_colour(rgb)
     lowest, certain = BG_BORDER_SHARE
-    confidence = min((share - lowest) / (certain - lowest), 1.0)
+    confidence = min((border.share - lowest) / (certain - lowest), 1.0)
     if confidence <= 0:
         return None
-    pixel_distance = np.abs(rgb - colour).max(axis=-1)
-    candidate = pixel_distance <= tolerance
-    reached = np.zeros_like(candidate)
-    reached[[0, -1], :] = candidate[[0, -1], :]
-    reached[:, [0, -1]] = candidate[:, [0, -1]]
-    count = -1
-    while (new_count := int(reached.sum())) != count:
-        count = new_count
-        reached = _spread_along_rows(candidate, reached)
-        reached = _spread_along_rows(candidate.T, reached.T).T
+    pixel_distance = np.abs(rgb - border.colour).max(axis=-1)
+    candidate = pixel_distance <= border.tolerance
+    reached = flood_from_border(candidate)
     # Enclosed background holes (between legs, inside rings) count too, unless they are single-pixel specks:
     # a 1-px highlight in the background colour stays part of the sprite.
     reached |= _opened(candidate)
-    if tolerance > low:
+    if border.tolerance > TOLERANCE[0]:
         # A noisy border means a resampled or compressed image, whose real features are at least 2 px wide:
         # drop the specks of compression noise left in the background.
         reached = ~_opened(~reached)
@@ -182,7 +157,7 @@ def _border_background(rgb: np.ndarray) -> tuple[np.ndarray, float] | None:
     # Pixels on the silhouette's edge that are close to the background colour were semi-transparent or
     # blended with the background by resampling: give them a partial alpha.
     edge = _dilated(reached) & ~reached
-    alpha[edge] = np.clip((pixel_distance[edge] - tolerance) * (255 / BG_EDGE_RAMP), 0, 255)
+    alpha[edge] = np.clip((pixel_distance[edge] - border.tolerance) * (255 / BG_EDGE_RAMP), 0, 255)
     return alpha, confidence
 
 
