@@ -3,7 +3,8 @@
 Starts `ogasearch serve --host 127.0.0.1 --port <free port>` as a separate process on an existing data dir
 (building it first with `ogasearch --data-dir DIR add CORPUS` if it has no catalog: ~5–8 min for the whole
 corpus on 2 cores), waits until `/api/stats` answers (the engine is loaded by then), sends one request of each
-kind as a warm-up (not counted), then runs N concurrent clients (asyncio tasks over one httpx connection pool
+kind as a warm-up (not counted), then one client alone for `--reference-seconds` (the same-run reference: the
+service time on this machine as it is now, since these machines are noisy), then N concurrent clients (asyncio tasks over one httpx connection pool
 with a connection per client) for a fixed time. Each client loops, back to back, over a fixed-seed mix of:
 
 - `upload`:  POST /api/search/image with a corpus sprite (labels.csv kind `sprite`, ≤ 256 px, fixed-seed sample)
@@ -303,7 +304,21 @@ async def client_loop(
         await timed(client, rng.choices(kinds, weights)[0], rng, payloads, stats)
 
 
-async def run_load(server: Server, args: argparse.Namespace, payloads: Payloads) -> tuple[Stats, float]:
+async def phase(
+    client: httpx.AsyncClient, clients: int, seconds: float, args: argparse.Namespace, payloads: Payloads
+) -> tuple[Stats, float]:
+    """`clients` concurrent loops for `seconds`; returns their stats and the time it really took."""
+    stats = Stats()
+    start = time.monotonic()
+    deadline = start + seconds
+    await asyncio.gather(
+        *(client_loop(client, i, args.seed, args.mix, deadline, payloads, stats) for i in range(clients))
+    )
+    return stats, time.monotonic() - start
+
+
+async def run_load(server: Server, args: argparse.Namespace, payloads: Payloads) -> tuple[Stats, float, Stats, float]:
+    """The reference phase (one client: the service time on this machine now), then the load phase."""
     limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
     timeout = httpx.Timeout(args.timeout, pool=args.timeout)
     async with httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=timeout, trust_env=False) as client:
@@ -313,19 +328,15 @@ async def run_load(server: Server, args: argparse.Namespace, payloads: Payloads)
             await timed(client, kind, rng, payloads, warm)
         if warm.first_errors:
             raise RuntimeError("the warm-up requests failed:\n  " + "\n  ".join(warm.first_errors))
-        stats = Stats()
+        reference, ref_seconds = await phase(client, 1, args.reference_seconds, args, payloads)
         sampler = asyncio.create_task(server.sample_rss())
-        start = time.monotonic()
-        deadline = start + args.seconds
         try:
-            await asyncio.gather(
-                *(client_loop(client, i, args.seed, args.mix, deadline, payloads, stats) for i in range(args.clients))
-            )
+            stats, seconds = await phase(client, args.clients, args.seconds, args, payloads)
         finally:
             sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampler
-        return stats, time.monotonic() - start
+        return stats, seconds, reference, ref_seconds
 
 
 # -- report ------------------------------------------------------------------------------------------------
@@ -361,6 +372,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--mix", type=parse_mix, default=parse_mix("upload=40,similar=30,text=30"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--reference-seconds", type=float, default=10.0, help="one client first, as the same-run reference"
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request before it is an error")
     parser.add_argument("--start-timeout", type=float, default=300.0, help="seconds for the server to answer")
     parser.add_argument("--server-log", type=Path, help="keep the server's output here (default: a temp file)")
@@ -388,7 +402,7 @@ def main() -> None:
         if not info.get("indexed"):
             raise RuntimeError(f"nothing is indexed in {args.data_dir}: run `ogasearch add` on it again")
         rss_ready_kb = server.rss_kb()
-        stats, seconds = asyncio.run(run_load(server, args, payloads))
+        stats, seconds, reference, ref_seconds = asyncio.run(run_load(server, args, payloads))
         hwm_kb = max(server.hwm_kb(), server.peak_sampled_kb)
         alive = server.proc.poll() is None
     except RuntimeError as exc:
@@ -404,6 +418,7 @@ def main() -> None:
         print(f"error: {failed}\n--- server log ({log_path}) ---\n{server.log_tail()}", file=sys.stderr)
         sys.exit(1)
     rows_out = summary(stats, seconds)
+    ref_rows = summary(reference, ref_seconds)
     mix = ", ".join(f"{k} {w:g}" for k, w in args.mix.items())
     print(f"command: python bench/load.py {' '.join(sys.argv[1:])}")
     print(f"machine: {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}")
@@ -424,8 +439,14 @@ def main() -> None:
             f"| {name} | {r['requests']} | {r['rps']:.1f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
             f"{r['max_ms']:.0f} | {r['empty']} | {r['errors']} |"
         )
+    ref, load = ref_rows[-1], rows_out[-1]
     print(
-        f"\nserver RSS: {rss_ready_kb / 1024:.0f} MB when ready, peak {hwm_kb / 1024:.0f} MB (VmHWM); "
+        f"\nreference, same server, 1 client for {ref_seconds:.1f} s: {ref['requests']} requests, "
+        f"{ref['rps']:.1f} req/s, p50 {ref['p50_ms']:.0f} ms, p99 {ref['p99_ms']:.0f} ms, {ref['errors']} errors; "
+        f"{args.clients} clients get {load['rps'] / ref['rps']:.2f}x its throughput"
+    )
+    print(
+        f"server RSS: {rss_ready_kb / 1024:.0f} MB when ready, peak {hwm_kb / 1024:.0f} MB (VmHWM); "
         f"{server.most_processes} server process(es)"
     )
     if args.json:
@@ -442,13 +463,15 @@ def main() -> None:
             "mix": args.mix,
             "seed": args.seed,
             "rows": rows_out,
+            "reference_rows": ref_rows,
+            "reference_seconds": ref_seconds,
             "server_rss_ready_mb": rss_ready_kb / 1024,
             "server_peak_rss_mb": hwm_kb / 1024,
             "server_processes": server.most_processes,
             "first_errors": stats.first_errors,
         }
         args.json.write_text(json.dumps(report, indent=2))
-    bad = sum(stats.errors.values())
+    bad = sum(stats.errors.values()) + sum(reference.errors.values())
     if bad or not alive:
         print(f"\n{bad} errors; the first ones:", file=sys.stderr)
         for line in stats.first_errors:

@@ -329,7 +329,7 @@ def search(
 
 
 @main.command()
-@_setting_options(("host", "port", "max_upload_bytes", "upload_store_bytes", *QUERY_SETTINGS))
+@_setting_options(("host", "port", "search_threads", "max_upload_bytes", "upload_store_bytes", *QUERY_SETTINGS))
 @click.pass_context
 @_reports_errors
 def serve(ctx: click.Context, **settings: Any) -> None:

@@ -68,6 +68,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("embed_batch", 256, int, "Items embedded per batch (and per catalog commit)."),
     Setting("host", "127.0.0.1", str, "Address `serve` listens on (0.0.0.0 for every interface)."),
     Setting("port", 8000, int, "Port `serve` listens on."),
+    Setting("search_threads", 0, int, "Searches `serve` runs at once; more wait their turn (0: one per CPU core)."),
     Setting("max_upload_bytes", 10 * 1024**2, int, "Largest image upload accepted by the web app."),
     Setting(
         "upload_store_bytes",
@@ -122,6 +123,7 @@ class Config:
     embed_batch: int
     host: str
     port: int
+    search_threads: int
     max_upload_bytes: int
     upload_store_bytes: int
     max_query_pixels: int
@@ -235,6 +237,7 @@ def _validate(values: dict[str, Any]) -> None:
         "workers",
         "max_ratio",
         "fetch_timeout",
+        "search_threads",
     ):
         if values[name] < 0:
             raise ConfigError(f"{name} must not be negative, got {values[name]}")

@@ -3,6 +3,8 @@ the page and the API share (words, image URL, upload, item id)."""
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -47,6 +49,9 @@ class Services:
         self.thumbs = Thumbnails(self.catalog, self.store)
         self.uploads = UploadStore(BlobStore(cfg.data_dir / "queries"), cfg.upload_store_bytes)
         self._cache: dict[str, tuple[float, Any]] = {}
+        # Searches are CPU-bound and mostly hold the GIL: more of them at once than there are cores only adds
+        # thrashing and memory, so the rest wait their turn.
+        self._slots = threading.BoundedSemaphore(cfg.search_threads or os.cpu_count() or 1)
 
     def close(self) -> None:
         self.catalog.close()
@@ -57,7 +62,8 @@ class Services:
         check_offset(offset)
         if is_image_url(q):
             return self.url(q.strip(), count, offset, filters)
-        return self.live.get().by_text(q, count, offset, filters), None
+        with self._slots:
+            return self.live.get().by_text(q, count, offset, filters), None
 
     def url(self, url: str, count: int, offset: int, filters: Filters) -> tuple[list[Result], str]:
         check_offset(offset)
@@ -66,19 +72,23 @@ class Services:
 
     def image(self, data: bytes, name: str, count: int, offset: int, filters: Filters) -> tuple[list[Result], str]:
         check_offset(offset)
-        views = query_views(data, self.cfg, name)
-        return self.live.get().by_pixels(views, count, offset, filters), self.uploads.put(data)
+        with self._slots:
+            views = query_views(data, self.cfg, name)
+            results = self.live.get().by_pixels(views, count, offset, filters)
+        return results, self.uploads.put(data)
 
     def upload(self, upload_id: str, count: int, offset: int, filters: Filters) -> list[Result]:
         check_offset(offset)
         data = self.uploads.get(upload_id)
         if data is None:
             raise UnknownUpload(f"no upload {upload_id!r}; it may have expired, upload the image again")
-        return self.live.get().by_pixels(query_views(data, self.cfg, "upload"), count, offset, filters)
+        with self._slots:
+            return self.live.get().by_pixels(query_views(data, self.cfg, "upload"), count, offset, filters)
 
     def similar(self, item_id: int, count: int, offset: int, filters: Filters) -> list[Result]:
         check_offset(offset)
-        return self.live.get().similar(item_id, count, offset, filters)
+        with self._slots:
+            return self.live.get().similar(item_id, count, offset, filters)
 
     def license_names(self) -> list[str]:
         """The licence filter's choices (cached: every page view shows them)."""
