@@ -5,7 +5,8 @@ Starts `ogasearch serve --host 127.0.0.1 --port <free port>` as a separate proce
 corpus on 2 cores), waits until `/api/stats` answers (the engine is loaded by then), sends one request of each
 kind as a warm-up (not counted), then one client alone for `--reference-seconds` (the same-run reference: the
 service time on this machine as it is now, since these machines are noisy), then N concurrent clients
-(asyncio tasks over one httpx connection pool with a connection per client) for a fixed time. Each client loops, back to back, over a fixed-seed mix of:
+(asyncio tasks over one httpx connection pool with a connection per client) for a fixed time. Each client
+loops, back to back, over a fixed-seed mix of:
 
 - `upload`:  POST /api/search/image with a corpus sprite (labels.csv kind `sprite`, ≤ 256 px, fixed-seed sample)
 - `similar`: GET /api/similar/{id} on item ids sampled (fixed seed) from the data dir's catalog (sqlite)
