@@ -11,25 +11,10 @@ import pytest
 from click.testing import CliRunner
 from oga_site import OgaSite, make_pages
 from PIL import Image
+from webapp import sprite
 
 from ogasearch.cli import main
 from ogasearch.query import recover_alpha
-
-
-def sprite(seed: int, size: int = 16) -> np.ndarray:
-    """A random blob sprite with an outline, on transparency."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    cx, cy = rng.uniform(size * 0.35, size * 0.65, 2)
-    radius = rng.uniform(size * 0.25, size * 0.45)
-    mask = (xx - cx) ** 2 / rng.uniform(0.6, 1.6) + (yy - cy) ** 2 < radius**2
-    palette = rng.integers(0, 256, (5, 4), dtype=np.uint8)
-    palette[:, 3] = 255
-    rgba = palette[rng.integers(1, 5, (size, size))]
-    rgba[~mask] = 0
-    edge = mask & ~np.pad(mask, 1)[2:, 1:-1] | mask & ~np.pad(mask, 1)[1:-1, 2:]
-    rgba[edge] = palette[0]
-    return rgba
 
 
 def png(rgba: np.ndarray) -> bytes:
