@@ -25,6 +25,7 @@ from ogasearch.index.base import VectorIndex
 from ogasearch.ingest.hashing import hamming, perceptual_hash, pixel_sha256
 
 MAX_COUNT = 100
+MAX_OFFSET = 10_000  # deeper pages cost a scan of the whole index, and no one pages that far
 NEAR_BITS = 6  # perceptual-hash distance that still counts as the same picture
 COLLAPSE_BITS = 2  # results this close are shown as one
 TIER_EXACT, TIER_NEAR, TIER_SIMILAR = 2, 1, 0
@@ -77,8 +78,8 @@ class Result:
 def check_query(count: int, offset: int, filters: Filters) -> None:
     if not 1 <= count <= MAX_COUNT:
         raise BadQuery(f"count must be between 1 and {MAX_COUNT}, got {count}")
-    if offset < 0:
-        raise BadQuery(f"offset must not be negative, got {offset}")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise BadQuery(f"offset must be between 0 and {MAX_OFFSET}, got {offset}")
     if filters.kind not in ("all", "whole", "tiles"):
         raise BadQuery(f"kind must be all, whole or tiles, got {filters.kind!r}")
 

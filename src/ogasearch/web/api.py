@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request, UploadFile
 from pydantic import BaseModel
 
 from ogasearch.credits import with_page_credits
-from ogasearch.search import MAX_COUNT, Filters, Result, UnknownItem
-from ogasearch.web.services import MAX_OFFSET, Services, read_upload, result_json
+from ogasearch.search import MAX_COUNT, MAX_OFFSET, Filters, Result, UnknownItem
+from ogasearch.web.services import Services, read_upload, result_json
 
 router = APIRouter(prefix="/api", tags=["search"])
 

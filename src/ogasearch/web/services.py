@@ -17,19 +17,12 @@ from ogasearch.catalog import Catalog
 from ogasearch.config import Config
 from ogasearch.credits import credit_line
 from ogasearch.errors import OgasearchError, UploadTooLarge
-from ogasearch.search import BadQuery, Filters, Result
+from ogasearch.search import Filters, Result
 from ogasearch.searchable import LiveEngine, fetch_query_image, is_image_url, query_views
 from ogasearch.thumbs import Thumbnails
 from ogasearch.uploads import UploadStore
 
 STATS_TTL = 30.0  # seconds counts and licence names are reused
-MAX_OFFSET = 10_000  # deeper pages cost a scan of the whole index, and no one pages that far
-
-
-def check_offset(offset: int) -> None:
-    """A page deeper than MAX_OFFSET is a BadQuery (422), not work for the engine (nor an integer overflow)."""
-    if offset > MAX_OFFSET:
-        raise BadQuery(f"offset must be at most {MAX_OFFSET}, got {offset}")
 
 
 class UnknownUpload(OgasearchError):
@@ -59,26 +52,22 @@ class Services:
     def words_or_url(self, q: str, count: int, offset: int, filters: Filters) -> tuple[list[Result], str | None]:
         """The `imsi` rule: an http(s) URL is an image search, anything else is words. Returns the results
         and, for an image, the upload id its bytes were kept under (so the page can show the query)."""
-        check_offset(offset)
         if is_image_url(q):
             return self.url(q.strip(), count, offset, filters)
         with self._slots:
             return self.live.get().by_text(q, count, offset, filters), None
 
     def url(self, url: str, count: int, offset: int, filters: Filters) -> tuple[list[Result], str]:
-        check_offset(offset)
         data = fetch_query_image(self.cfg, url)
         return self.image(data, url, count, offset, filters)
 
     def image(self, data: bytes, name: str, count: int, offset: int, filters: Filters) -> tuple[list[Result], str]:
-        check_offset(offset)
         with self._slots:
             views = query_views(data, self.cfg, name)
             results = self.live.get().by_pixels(views, count, offset, filters)
         return results, self.uploads.put(data)
 
     def upload(self, upload_id: str, count: int, offset: int, filters: Filters) -> list[Result]:
-        check_offset(offset)
         data = self.uploads.get(upload_id)
         if data is None:
             raise UnknownUpload(f"no upload {upload_id!r}; it may have expired, upload the image again")
@@ -86,7 +75,6 @@ class Services:
             return self.live.get().by_pixels(query_views(data, self.cfg, "upload"), count, offset, filters)
 
     def similar(self, item_id: int, count: int, offset: int, filters: Filters) -> list[Result]:
-        check_offset(offset)
         with self._slots:
             return self.live.get().similar(item_id, count, offset, filters)
 
